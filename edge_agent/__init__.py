@@ -1,0 +1,54 @@
+"""edge-agent: sensor and MQTT readings to InfluxDB, durably buffered on disk.
+
+The write path is also a library with the InfluxDB client's shape::
+
+    from edge_agent import InfluxDBClient, Point, WriteOptions, SYNCHRONOUS
+
+Heavy modules (requests, diskcache, pandas) load on first use, so
+``import edge_agent`` stays fast on a Pi.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import ConfigError, EdgeAgentError, InfluxDBError, SensorError, WriteError
+from .point import Point, WritePrecision
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; imported lazily by __getattr__ below.
+_LAZY = {
+    "InfluxDBClient": "edge_agent.client",
+    "InfluxDBClientAsync": "edge_agent.client_async",
+    "WriteApi": "edge_agent.write_api",
+    "WriteOptions": "edge_agent.options",
+    "WriteType": "edge_agent.options",
+    "SYNCHRONOUS": "edge_agent.options",
+    "ASYNCHRONOUS": "edge_agent.options",
+    "PointSettings": "edge_agent.options",
+    "RetrySchedule": "edge_agent.retry",
+    "Serializer": "edge_agent.records",
+}
+
+__all__ = [
+    "ConfigError",
+    "EdgeAgentError",
+    "InfluxDBError",
+    "Point",
+    "SensorError",
+    "WriteError",
+    "WritePrecision",
+    "__version__",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edge_agent' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

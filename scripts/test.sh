@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Everything the tests need, then the whole suite: Debian's mosquitto and
+# influxdb, a virtualenv with the package and its test extras, ruff, mypy,
+# pytest (unit, integration against real servers, chaos), and the unit tests
+# again under Python 3.9 when a 3.9 interpreter is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v influxd >/dev/null 2>&1 || need+=(influxdb)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing Debian packages: ${need[*]}"
+    sudo_ apt-get update -qq
+    sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+echo "== virtualenv .venv ($(python3 --version))"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+
+echo "== ruff"
+.venv/bin/ruff check edge_agent tests bench
+echo "== mypy"
+.venv/bin/mypy
+
+echo "== pytest"
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+
+py39=$(command -v python3.9 || ls /root/.pyenv/versions/3.9*/bin/python3.9 2>/dev/null | head -n1 || true)
+if [ -n "$py39" ]; then
+    echo "== unit tests under $("$py39" --version)"
+    [ -x .venv39/bin/python ] || "$py39" -m venv .venv39
+    .venv39/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    .venv39/bin/python -m pytest -q -p no:cacheprovider tests/unit
+else
+    echo "== no python3.9 on this machine: the 3.9 unit run is left out (ruff and mypy still check 3.9 syntax)"
+fi
