@@ -1,0 +1,191 @@
+"""The delivery rules of DESIGN.md, asserted from the fault server's recorded requests."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from edge_agent.destination import Destination
+from edge_agent.flusher import Callbacks, Flusher
+from edge_agent.memqueue import MemoryQueue
+from edge_agent.options import WriteOptions
+from edge_agent.transport import InfluxSettings, Transport
+from tests.harness.fault_server import Answer, error_answer
+
+DEST = Destination("b", "o", "ns")
+
+
+class DeadLetterList:
+    def __init__(self) -> None:
+        self.entries: list = []
+
+    def add(self, dest, lines, status, message):
+        self.entries.append((dest, list(lines), status, message))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(server, durable=True, callbacks=None, **opts):
+    options = WriteOptions(**{"batch_size": 100, "retry_interval": 1000, "max_retry_delay": 8000,
+                              **opts})
+    queue = MemoryQueue()
+    transport = Transport(InfluxSettings(url=server.url, api="v2", token="secret-token",
+                                         org="o", timeout=2.0))
+    dead = DeadLetterList()
+    clock = FakeClock()
+    flusher = Flusher(queue, transport, options, dead, durable=durable, callbacks=callbacks,
+                      clock=clock, rng=random.Random(7))
+    return queue, flusher, dead, clock
+
+
+def lines(n, start=0):
+    return [f"m,k=v n={i}i {i}" for i in range(start, start + n)]
+
+
+def put(queue, batch):
+    queue.append(DEST, "\n".join(batch).encode(), len(batch), 0.0)
+
+
+def test_written_batch_leaves_the_queue(fault_server):
+    queue, flusher, _, _ = make(fault_server)
+    put(queue, lines(10))
+    put(queue, lines(5, 10))
+    step = flusher.step()
+    assert (step.kind, step.sent) == ("written", 15)
+    assert len(queue) == 0 and flusher.step().kind == "empty"
+    (req,) = fault_server.write_requests()
+    assert req.lines == lines(15)
+    assert req.query == {"org": "o", "bucket": "b", "precision": "ns"}
+    assert queue.counters.snapshot()["written"] == 15
+
+
+def test_v2_whole_batch_400_isolates_the_bad_line(fault_server):
+    fault_server.reject_lines(lambda line: "n=13i" in line, mode="v2")
+    queue, flusher, dead, _ = make(fault_server)
+    put(queue, lines(40))
+    step = flusher.step()
+    assert step.kind == "written" and step.sent == 39 and step.rejected == 1
+    assert sorted(fault_server.points) == sorted(ln for ln in lines(40) if "n=13i" not in ln)
+    (entry,) = dead.entries
+    assert entry[1] == ["m,k=v n=13i 13"] and entry[2] == 400
+    assert "failed to parse" in entry[3]
+    assert len(queue) == 0
+    counts = queue.counters.snapshot()
+    assert counts["rejected"] == 1 and counts["written"] == 39
+
+
+def test_v1_partial_write_bisection_still_delivers_everything_once_stored(fault_server):
+    fault_server.reject_lines(lambda line: line.endswith(" 3") or line.endswith(" 7"), mode="v1")
+    queue, flusher, dead, _ = make(fault_server)
+    put(queue, lines(10))
+    step = flusher.step()
+    assert step.rejected == 2 and step.sent == 8
+    assert set(fault_server.points) == {ln for ln in lines(10)} - {lines(10)[3], lines(10)[7]}
+    assert sorted(line for e in dead.entries for line in e[1]) == [lines(10)[3], lines(10)[7]]
+
+
+def test_413_splits_in_halves(fault_server):
+    fault_server.script(error_answer(413, "request too large", "request too large"))
+    queue, flusher, dead, _ = make(fault_server)
+    put(queue, lines(8))
+    step = flusher.step()
+    assert step.sent == 8 and not dead.entries
+    sizes = [len(r.lines) for r in fault_server.write_requests()]
+    assert sizes == [8, 4, 4]
+
+
+def test_429_retry_after_wins_when_longer_and_is_capped(fault_server):
+    fault_server.script(error_answer(429, "slow down", retry_after=5),
+                        error_answer(503, "busy", retry_after=60))
+    queue, flusher, _, clock = make(fault_server)
+    put(queue, lines(3))
+    first = flusher.step()
+    # retry 1 backoff is in [1, 2) s; the server asked for 5 s
+    assert first.kind == "retry" and first.wait == 5.0
+    second = flusher.step()
+    assert second.wait == 8.0  # 60 s requested, capped by max_retry_delay
+    third = flusher.step()
+    assert third.kind == "written" and len(queue) == 0
+    assert queue.counters.snapshot()["retries"] == 2
+
+
+def test_backoff_sequence_is_exact_with_a_seeded_rng(fault_server):
+    fault_server.script(*[error_answer(500, "boom") for _ in range(4)])
+    queue, flusher, _, _ = make(fault_server)
+    put(queue, lines(1))
+    waits = [flusher.step().wait for _ in range(4)]
+    rng = random.Random(7)
+    expected = []
+    for k in range(1, 5):
+        low, high = 1.0 * 2 ** (k - 1), min(2.0 ** k, 8.0)
+        low = min(low, 8.0)
+        expected.append(low + (high - low) * rng.random())
+    assert waits == pytest.approx(expected)
+    assert flusher.step().kind == "written"
+
+
+def test_401_keeps_data_and_reports_a_clear_error(fault_server, caplog):
+    fault_server.script(error_answer(401, "unauthorized access", "unauthorized"))
+    queue, flusher, _, _ = make(fault_server)
+    put(queue, lines(2))
+    step = flusher.step()
+    assert step.kind == "retry" and len(queue) == 1
+    assert "credentials" in caplog.text and "secret-token" not in caplog.text
+    assert "401" in queue.counters.snapshot()["last_error"]
+    assert flusher.step().kind == "written"
+
+
+def test_timeouts_and_resets_keep_data(fault_server):
+    fault_server.script(Answer(delay=3.0), Answer(reset=True))
+    queue, flusher, _, _ = make(fault_server)
+    put(queue, lines(2))
+    assert flusher.step().kind == "retry"
+    assert flusher.step().kind == "retry"
+    assert len(queue) == 1
+    assert flusher.step().kind == "written"
+    assert fault_server.points[-2:] == lines(2)
+
+
+def test_durable_mode_never_drops_after_max_retries(fault_server):
+    fault_server.script(*[error_answer(500, "boom") for _ in range(3)])
+    queue, flusher, _, clock = make(fault_server, max_retries=2)
+    put(queue, lines(2))
+    kinds = [flusher.step() for _ in range(3)]
+    assert [s.kind for s in kinds] == ["retry", "retry", "retry"]
+    assert kinds[2].wait == 8.0  # attempt over: the next starts after max_retry_delay
+    assert len(queue) == 1
+    assert flusher.step().kind == "written"
+
+
+def test_memory_mode_drops_after_max_retries_and_calls_back(fault_server):
+    fault_server.script(*[error_answer(500, "boom") for _ in range(3)])
+    errors, retries = [], []
+    callbacks = Callbacks(error=lambda conf, data, exc: errors.append((conf, data, exc)),
+                          retry=lambda conf, data, exc: retries.append(conf))
+    queue, flusher, _, _ = make(fault_server, durable=False, callbacks=callbacks, max_retries=2)
+    put(queue, lines(2))
+    kinds = [flusher.step().kind for _ in range(3)]
+    assert kinds == ["retry", "retry", "dropped"]
+    assert len(queue) == 0 and len(retries) == 2
+    (conf, data, exc), = errors
+    assert conf == ("b", "o", "ns") and data == "\n".join(lines(2)) and exc.status == 500
+    assert queue.counters.snapshot()["dropped"] == 2
+
+
+def test_batches_never_mix_destinations(fault_server):
+    queue, flusher, _, _ = make(fault_server)
+    put(queue, lines(2))
+    queue.append(Destination("other", "o", "s"), b"m v=1i 1", 1, 0.0)
+    put(queue, lines(2, 2))
+    while flusher.step().kind != "empty":
+        pass
+    buckets = [(r.query["bucket"], r.query["precision"], len(r.lines))
+               for r in fault_server.write_requests()]
+    assert buckets == [("b", "ns", 2), ("other", "s", 1), ("b", "ns", 2)]
