@@ -1,0 +1,260 @@
+"""The ``sources:`` list: i2c, serial and mqtt entries, and MQTT topic templates."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from ..errors import ConfigError
+from ..yamlpos import Mark, YMap
+from .model import (
+    I2CSourceConfig,
+    MqttSourceConfig,
+    SerialSourceConfig,
+    SourceConfig,
+    Subscription,
+    TimeSpec,
+    TlsConfig,
+)
+from .schema import Context, Section
+
+__all__ = ["I2C_DRIVERS", "SERIAL_DRIVERS", "SOURCE_TYPES", "parse_sources", "parse_topic"]
+
+SOURCE_TYPES = ("i2c", "serial", "mqtt")
+I2C_DRIVERS = ("bme280", "bmp280", "sht3x", "bh1750", "ads1115", "register")
+SERIAL_DRIVERS = ("pms5003", "nmea", "json", "kv", "regex")
+FORMATS = ("value", "json", "influx", "kv")
+PRECISIONS = ("ns", "us", "ms", "s")
+VALUE_TYPES = ("int", "float", "str", "bool")
+
+_COMMON = ("name", "type", "interval", "measurement", "tags", "enabled")
+_KEYS = {
+    "i2c": _COMMON + ("driver", "bus", "address", "options"),
+    "serial": _COMMON + ("driver", "port", "baudrate", "bytesize", "parity", "stopbits",
+                         "timeout", "options"),
+    "mqtt": _COMMON + ("url", "client_id", "username", "password", "protocol", "qos",
+                       "clean_session", "session_expiry", "keepalive", "tls", "max_payload",
+                       "reconnect_max", "subscriptions"),
+}
+_SUBSCRIPTION_KEYS = ("topic", "format", "measurement", "tags", "field", "fields", "types", "time")
+_PARITY = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S",
+           "n": "N", "e": "E", "o": "O", "m": "M", "s": "S"}
+_CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_Fail = Callable[[str], ConfigError]
+
+
+def _foreign(kind: str) -> Dict[str, str]:
+    """Keys of the other source types, for a precise 'does not apply' message."""
+    result: Dict[str, str] = {}
+    for other, keys in _KEYS.items():
+        for key in keys:
+            if other != kind and key not in _KEYS[kind]:
+                result.setdefault(key, f"'{key}' is for {other} sources, this one is {kind}")
+    return result
+
+
+def parse_sources(
+    ctx: Context, top: Section, agent_name: str, interval: float
+) -> Tuple[SourceConfig, ...]:
+    sources: List[SourceConfig] = []
+    seen: Dict[str, Mark] = {}
+    for index, node in enumerate(top.items("sources")):
+        where = f"sources[{index}]"
+        own_keys = tuple(node.items) if isinstance(node, YMap) else ()
+        probe = Section(ctx, node, where, own_keys)  # only to read the type first
+        probe.required("type", " (one of i2c, serial, mqtt)")
+        kind = probe.choice("type", SOURCE_TYPES, "", what="source type")
+        section = Section(ctx, node, where, _KEYS[kind], foreign=_foreign(kind))
+        name = section.string("name", "")
+        section.required("name", " (a unique name for this source, e.g. climate)")
+        if name in seen:
+            raise section.fail(
+                "name",
+                f"duplicate source name '{name}' (first used at line {seen[name].line}); "
+                "each source needs a unique name",
+            )
+        seen[name] = section.value_mark("name")
+        sources.append(_PARSERS[kind](section, name, agent_name, interval))
+    return tuple(sources)
+
+
+def _common(section: Section, interval: float) -> Dict[str, object]:
+    return {
+        "interval": section.duration("interval", interval, positive=True),
+        "tags": section.string_map("tags"),
+        "enabled": section.boolean("enabled", True),
+    }
+
+
+def _driver(section: Section, kind: str, drivers: Tuple[str, ...]) -> str:
+    section.required("driver", f" (one of {', '.join(drivers)})")
+    return section.choice("driver", drivers, "", what=f"{kind} driver")
+
+
+def _i2c(section: Section, name: str, agent_name: str, interval: float) -> I2CSourceConfig:
+    driver = _driver(section, "i2c", I2C_DRIVERS)
+    section.required("bus", " (a bus number like 1, a path like /dev/i2c-1, or emulated)")
+    bus_node = section.scalar("bus", "a bus number, a /dev/i2c-N path or emulated")
+    assert bus_node is not None
+    bus: Union[int, str]
+    value = bus_node.value
+    if (isinstance(value, int) and not isinstance(value, bool) and value >= 0) or (
+        isinstance(value, str) and (value == "emulated" or value.startswith("/dev/"))
+    ):
+        bus = value
+    elif isinstance(value, str) and value.isdigit():
+        bus = int(value)
+    else:
+        raise section.fail("bus", f"bad bus {bus_node.text!r}; use a bus number like 1, "
+                           "a device path like /dev/i2c-1, or emulated")
+    section.required("address", " (the 7-bit device address, e.g. 0x76)")
+    address = section.integer("address", 0)
+    if not 0x03 <= address <= 0x77:
+        raise section.fail("address", f"0x{address:02x} is not a 7-bit device address; "
+                           "use 0x03 to 0x77 (as `i2cdetect -y 1` shows it, e.g. 0x76)")
+    return I2CSourceConfig(
+        name=name, driver=driver, bus=bus, address=address,
+        measurement=section.string("measurement", driver),
+        options=section.mapping("options"), **_common(section, interval),  # type: ignore[arg-type]
+    )
+
+
+def _serial(section: Section, name: str, agent_name: str, interval: float) -> SerialSourceConfig:
+    driver = _driver(section, "serial", SERIAL_DRIVERS)
+    section.required("port", " (a device or pyserial URL, e.g. /dev/ttyUSB0 or emulated://pms5003)")
+    port = section.string("port", "")
+    bytesize = section.integer("bytesize", None, minimum=5, maximum=8)
+    parity = section.choice("parity", tuple(_PARITY), None, what="parity")
+    stopbits: Optional[float] = None
+    if section.has("stopbits"):
+        stopbits = section.number("stopbits", 1)
+        if stopbits not in (1, 1.5, 2):
+            raise section.fail("stopbits", f"must be 1, 1.5 or 2, got {stopbits}")
+    return SerialSourceConfig(
+        name=name, driver=driver, port=port,
+        baudrate=section.integer("baudrate", 9600, minimum=1),
+        bytesize=bytesize, parity=_PARITY[parity] if parity else None, stopbits=stopbits,
+        timeout=section.duration("timeout", 1.0),
+        measurement=section.string("measurement", driver),
+        options=section.mapping("options"), **_common(section, interval),  # type: ignore[arg-type]
+    )
+
+
+def _mqtt(section: Section, name: str, agent_name: str, interval: float) -> MqttSourceConfig:
+    section.required("url", " (mqtt://host:1883 or mqtts://host:8883)")
+    url = section.string("url", "")
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("mqtt", "mqtts") or not rest.strip("/"):
+        raise section.fail("url", f"bad broker URL {url!r}; use mqtt://host[:port] "
+                           "or mqtts://host[:port] for TLS")
+    tls: Optional[TlsConfig] = None
+    if section.has("tls") and scheme.lower() != "mqtts":
+        raise section.fail("tls", "TLS settings need an mqtts:// url")
+    if scheme.lower() == "mqtts":
+        tls_section = section.section("tls", ("ca_cert", "certfile", "keyfile", "verify"))
+        tls = TlsConfig(
+            ca_cert=tls_section.string("ca_cert", None),
+            certfile=tls_section.string("certfile", None),
+            keyfile=tls_section.string("keyfile", None),
+            verify=tls_section.boolean("verify", True),
+        )
+    measurement = section.string("measurement", "mqtt")
+    section.required("subscriptions", " (a list of {topic, format, ...})")
+    subscriptions = tuple(
+        _subscription(Section(section.ctx, node, f"{section.where}.subscriptions[{i}]",
+                              _SUBSCRIPTION_KEYS), measurement)
+        for i, node in enumerate(section.items("subscriptions"))
+    )
+    if not subscriptions:
+        raise section.fail("subscriptions", "needs at least one subscription")
+    protocol = section.choice("protocol", ("5", "3.1.1"), "5", what="MQTT protocol version",
+                              aliases={"5.0": "5", "311": "3.1.1", "3": "3.1.1"})
+    return MqttSourceConfig(
+        name=name, url=url, subscriptions=subscriptions,
+        client_id=section.string("client_id", f"edge-agent-{agent_name}"),
+        username=section.string("username", None),
+        password=section.string("password", None, secret=True),
+        protocol=protocol,
+        qos=section.integer("qos", 1, minimum=0, maximum=2),
+        clean_session=section.boolean("clean_session", False),
+        session_expiry=section.duration("session_expiry", 7 * 86400.0),
+        keepalive=section.duration("keepalive", 60.0, positive=True),
+        tls=tls,
+        max_payload=section.size("max_payload", 256 * 1024),
+        reconnect_max=section.duration("reconnect_max", 30.0, positive=True),
+        measurement=measurement, **_common(section, interval),  # type: ignore[arg-type]
+    )
+
+
+def _subscription(section: Section, default_measurement: str) -> Subscription:
+    section.required("topic", " (a topic template such as sensors/{room}/{field})")
+    topic = section.string("topic", "")
+    section.required("format", f" (one of {', '.join(FORMATS)})")
+    fmt = section.choice("format", FORMATS, "", what="format")
+    levels, captures = parse_topic(topic, lambda message: section.fail("topic", message))
+    for key, formats in (("field", ("value",)), ("fields", ("json",)),
+                         ("types", ("value", "json", "kv")), ("time", ("json", "kv"))):
+        if section.has(key) and fmt not in formats:
+            raise section.fail(key, f"applies only to format {' or '.join(formats)}, "
+                               f"this subscription has format {fmt}")
+    if "field" in captures and fmt != "value":
+        raise section.fail("topic", "{field} in the topic applies only to format value")
+    if "field" in captures and section.has("field"):
+        raise section.fail("field", "the topic already captures {field}; use one or the other")
+    types = section.string_map("types")
+    for field_name, type_name in types.items():
+        if type_name not in VALUE_TYPES:
+            raise section.ctx.error(
+                section.section("types", tuple(types)).value_mark(field_name),
+                f"{section.name('types')}.{field_name}: unknown type '{type_name}'; "
+                f"accepted: {', '.join(VALUE_TYPES)}",
+            )
+    time: Optional[TimeSpec] = None
+    if section.has("time"):
+        spec = section.section("time", ("key", "precision", "format"))
+        spec.required("key", " (the payload key holding the timestamp)")
+        time = TimeSpec(
+            key=spec.string("key", ""),
+            precision=spec.choice("precision", PRECISIONS, "s", what="precision"),
+            format=spec.string("format", None),
+        )
+    field = section.string("field", None)
+    if fmt == "value" and field is None and "field" not in captures:
+        field = "value"
+    return Subscription(
+        topic=topic, format=fmt,
+        measurement=section.string("measurement", default_measurement),
+        filter="/".join("+" if level.startswith("{") else level for level in levels),
+        levels=levels, captures=captures, tags=section.string_map("tags"),
+        field=field, fields=section.string_map("fields"), types=types, time=time,
+    )
+
+
+def parse_topic(topic: str, fail: _Fail) -> Tuple[Tuple[str, ...], Dict[str, int]]:
+    """Split a topic template into levels and captures; ``fail(message)`` builds the error."""
+    if not topic:
+        raise fail("must not be empty")
+    levels = tuple(topic.split("/"))
+    captures: Dict[str, int] = {}
+    for index, level in enumerate(levels):
+        match = _CAPTURE.fullmatch(level)
+        if match:
+            name = match.group(1)
+            if name in captures:
+                raise fail(f"capture {{{name}}} appears twice in {topic!r}; each name once")
+            captures[name] = index
+        elif "{" in level or "}" in level:
+            raise fail(f"level {level!r} of {topic!r}: a capture must fill a whole level, "
+                       "as in sensors/{room}/temperature (names: letters, digits, _)")
+        elif level == "#" and index != len(levels) - 1:
+            raise fail(f"'#' must be the last level of {topic!r}")
+        elif level not in ("+", "#") and ("+" in level or "#" in level):
+            raise fail(f"level {level!r} of {topic!r}: + and # must fill a whole level")
+    return levels, captures
+
+
+_PARSERS: Dict[str, Callable[[Section, str, str, float], SourceConfig]] = {
+    "i2c": _i2c,
+    "serial": _serial,
+    "mqtt": _mqtt,
+}
