@@ -1,19 +1,96 @@
-"""``edge-agent``: the command line (placeholder until the agent lands)."""
+"""``edge-agent``: run the agent, or diagnose a device.
+
+    edge-agent [-c PATH]                    run until stopped (SIGTERM/SIGINT; SIGHUP reloads)
+    edge-agent --once [--dry-run] [-c PATH] one cycle with a report; exit 0 when all worked
+    edge-agent check-config [-c PATH]       validate; print the effective config, secrets redacted
+    edge-agent status [-c PATH]             buffer depth, counters, sources (while running, too)
+
+Config path: ``-c``, else ``$EDGE_AGENT_CONFIG``, else ``/etc/edge-agent/config.yaml``.
+Errors a user can cause print one line and exit 2 (config) or 1, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import List, Optional
 
 from . import __version__
+from .errors import ConfigError, EdgeAgentError
+
+log = logging.getLogger("edge_agent.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge-agent",
+        description="Sensors and MQTT to InfluxDB, buffered on disk so nothing is lost.")
+    parser.add_argument("command", nargs="?", default="run",
+                        choices=["run", "check-config", "status"],
+                        help="what to do (default: run)")
+    parser.add_argument("-c", "--config", metavar="PATH",
+                        help="config file (default: $EDGE_AGENT_CONFIG or "
+                             "/etc/edge-agent/config.yaml)")
+    parser.add_argument("--once", action="store_true",
+                        help="read every source once, deliver, print a report, exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="with --once: print the line protocol, write nothing")
+    parser.add_argument("--wait", type=float, default=5.0, metavar="SECONDS",
+                        help="with --once: how long to collect MQTT messages (default 5)")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        help="override agent.log_level")
+    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
+    return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="edge-agent")
-    parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
-    parser.parse_args(argv)
-    return 0
+    args = _parser().parse_args(argv)
+    if args.dry_run and not args.once:
+        print("edge-agent: --dry-run works with --once", file=sys.stderr)
+        return 2
+    from .logs import setup_logging
+
+    quiet = args.once or args.command != "run"  # reports go to stdout; logs only for trouble
+    setup_logging(args.log_level or ("warning" if quiet else "info"))
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return 2
+    except EdgeAgentError as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from .config import config_path_from, load_config
+    from .logs import setup_logging
+
+    path = config_path_from(args.config)
+    config = load_config(path)
+    for warning in config.warnings:
+        print(f"edge-agent: {warning}", file=sys.stderr)
+    if args.command == "check-config":
+        from .commands import check_config
+
+        return check_config(config, sys.stdout)
+    if args.command == "status":
+        from .commands import status
+
+        return status(config, sys.stdout)
+    if args.once:
+        from .once import run_once
+
+        return run_once(config, sys.stdout, dry_run=args.dry_run, wait=args.wait)
+    setup_logging(args.log_level or config.agent.log_level)
+    from .agent import Agent
+
+    agent = Agent(config)
+    agent.install_signal_handlers()
+    return agent.run()
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class SegmentQueue(Protocol):
 
     def head(self, max_points: int, max_bytes: int) -> Sequence[Tuple[int, Any]]: ...
 
-    def remove(self, ids: Sequence[int]) -> None: ...
+    def remove(self, ids: Sequence[int]) -> object: ...
 
 
 class _Transport(Protocol):
@@ -241,8 +241,8 @@ class Flusher:
         self._schedule = self._fresh
         if written and self.callbacks.success is not None:
             if rejected:
-                bad = {line for line, _ in rejected}
-                body = b"\n".join(ln for ln in body.split(b"\n") if ln not in bad)
+                dropped = {line for line, _ in rejected}
+                body = b"\n".join(ln for ln in body.split(b"\n") if ln not in dropped)
             self._call(self.callbacks.success, dest, body.decode("utf-8", "replace"))
 
     def _failed(self, dest: Destination, ids: List[int], body: bytes, points: int,

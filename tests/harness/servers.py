@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional
 
 import requests
 
-INSTALL_HINT = "install it with: sudo apt-get install -y mosquitto influxdb (or run scripts/test.sh)"
+INSTALL_HINT = ("install it with: sudo apt-get install -y mosquitto influxdb "
+                "(or run scripts/test.sh)")
 
 
 def free_port() -> int:
@@ -57,12 +58,11 @@ class _Process:
     def start(self, timeout: float = 30.0) -> None:
         if self.running:
             return
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -1,0 +1,96 @@
+"""``edge-agent check-config`` and ``edge-agent status``."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Dict, Optional, TextIO
+
+from .config import Config
+
+__all__ = ["check_config", "status", "read_status"]
+
+
+def check_config(config: Config, out: TextIO) -> int:
+    """Print the effective config with secrets redacted (the config already validated)."""
+    import yaml
+
+    out.write(f"# {config.path}: valid\n")
+    out.write(yaml.safe_dump(config.redacted(), sort_keys=False, default_flow_style=False))
+    return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_status(config: Config) -> Optional[Dict[str, Any]]:
+    """The running agent's status file, or ``None`` when no agent is running."""
+    path = os.path.join(config.agent.state_dir, "status.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data: Dict[str, Any] = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not _pid_alive(int(data.get("pid", 0))):
+        return None
+    return data
+
+
+def _offline_status(config: Config) -> Dict[str, Any]:
+    from .buffer import DiskBuffer
+
+    directory = os.path.join(config.agent.state_dir, "buffer")
+    if not os.path.isdir(directory):
+        return {"buffer": {"points": 0, "segments": 0, "bytes": 0, "oldest": None},
+                "counters": {}, "sources": [], "dead_letters": []}
+    buffer = DiskBuffer(directory, max_size=config.buffer.max_size,
+                        max_age=config.buffer.max_age, sync=config.buffer.sync)
+    try:
+        stats = buffer.stats()
+        return {"buffer": {"points": stats.points, "segments": stats.segments,
+                           "bytes": stats.bytes, "oldest": stats.oldest},
+                "counters": buffer.counters.snapshot(), "sources": [], "dead_letters": []}
+    finally:
+        buffer.close()
+
+
+def status(config: Config, out: TextIO) -> int:
+    live = read_status(config)
+    data = live or _offline_status(config)
+    if live:
+        age = time.time() - float(live.get("time", 0))
+        out.write(f"agent: running (pid {live['pid']}, status {age:.0f}s old)\n")
+    else:
+        out.write("agent: not running\n")
+    buf = data["buffer"]
+    oldest = buf.get("oldest")
+    oldest_text = f"{time.time() - float(oldest):.0f}s old" if oldest else "none"
+    out.write(f"buffer: {buf['points']} point(s) in {buf['segments']} segment(s), "
+              f"{buf['bytes']} bytes, oldest {oldest_text}\n")
+    counters = data.get("counters", {})
+    names = ("accepted", "written", "rejected", "evicted", "dropped_invalid", "write_errors",
+             "retries")
+    out.write("counters: " + ", ".join(f"{n} {counters.get(n, 0)}" for n in names) + "\n")
+    last_ok = counters.get("last_success")
+    out.write("last success: " + (time.strftime("%Y-%m-%d %H:%M:%S",
+                                                time.localtime(float(last_ok)))
+                                  if last_ok else "never") + "\n")
+    if counters.get("last_error"):
+        out.write(f"last error: {counters['last_error']}\n")
+    for path in data.get("dead_letters", []):
+        out.write(f"dead letters: {path}\n")
+    for src in data.get("sources", []):
+        state = src.get("state") or ("connected" if src.get("connected") else "disconnected")
+        line = f"source {src.get('name')}: {state}"
+        if src.get("last_error"):
+            line += f" ({src['last_error']})"
+        out.write(line + "\n")
+    return 0
