@@ -36,8 +36,8 @@ def redact(text: str) -> str:
 
 class _Formatter(logging.Formatter):
     def __init__(self, journald: bool) -> None:
-        fmt = "%(name)s: %(message)s" if journald else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-        super().__init__(fmt)
+        fmt = "%(name)s: %(message)s"
+        super().__init__(fmt if journald else "%(asctime)s %(levelname)s " + fmt)
         self.journald = journald
 
     def format(self, record: logging.LogRecord) -> str:
