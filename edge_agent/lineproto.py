@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 __all__ = [
     "PRECISIONS",
@@ -100,7 +99,9 @@ def escape_tag_value(value: Any, key: Any = "") -> str:
     """Escape a tag value (the caller drops empty ones)."""
     text = str(value)
     if "\n" in text or "\r" in text:
-        raise ValueError(f"tag {key!r} value {text!r} contains a newline, which line protocol cannot carry")
+        raise ValueError(
+            f"tag {key!r} value {text!r} contains a newline, which line protocol cannot carry"
+        )
     out = text.translate(_ESCAPE_KEY)
     # A trailing backslash would escape the separator that follows; the
     # reference client pads it with a space, and so do we (same bytes).
@@ -269,21 +270,24 @@ DROPS = Drops()  # process-wide default, used when an encoder gets none
 
 # --------------------------------------------------------------------------- encoder
 
-
-@dataclass(frozen=True)
-class _FieldLayout:
-    """For one field-key set in insertion order: the sorted keys and their prefixes."""
-
-    keys: Tuple[Any, ...]
-    prefixes: Tuple[str, ...]
+# Field keys sorted as written, each with its escaped ``key=`` prefix.
+_Layout = Tuple[Tuple[Any, str], ...]
+_SEP = object()
 
 
 class LineEncoder:
     """Turns (measurement, tags, fields, time) into one line of line protocol.
 
     One encoder per writer: it holds the write precision, the default tags
-    (a point's own tag wins over a default with the same key) and caches of
-    escaped series keys and field layouts.
+    (a point's own tag wins over a default with the same key) and a cache
+    that maps a point's *shape* -- measurement, tag items, field keys -- to
+    its escaped series key and its sorted field layout. A sensor repeats the
+    same shape millions of times, so the steady state is one tuple, one dict
+    lookup and one formatted value per field.
+
+    :meth:`encode` is the hot path of every record kind, so it is one flat
+    function: no call per field, type dispatch by identity, no isinstance
+    chain (subclasses, numpy scalars and Decimal take a slower path).
     """
 
     def __init__(
@@ -297,31 +301,29 @@ class LineEncoder:
             str(k): str(v) for k, v in (default_tags or {}).items() if v is not None and v != ""
         }
         self.drops = drops if drops is not None else DROPS
-        self._series: Dict[Any, str] = {}
-        self._layouts: Dict[Tuple[Any, ...], _FieldLayout] = {}
-        self._lock = threading.Lock()
+        self._shapes: Dict[Tuple[Any, ...], Tuple[str, _Layout]] = {}
 
-    # -- series key -------------------------------------------------------
+    # -- shape cache ------------------------------------------------------
+
+    def _new_shape(self, key: Tuple[Any, ...], measurement: Any,
+                   tags: Optional[Mapping[Any, Any]], fields: Mapping[Any, Any]
+                   ) -> Tuple[str, _Layout]:
+        shape = (self.series_key(measurement, tags), self.field_layout(fields))
+        # Store only shapes made of exact ``str``: 1, 1.0 and True are equal
+        # as dict keys but are written "1", "1.0" and "True", so they must
+        # never share an entry. A lookup with a non-str part can then only
+        # hit an entry it equals, and no built-in non-str value equals a str.
+        if all(type(part) is str for part in fields) and (
+            type(measurement) is str
+            and (not tags or all(type(k) is str and type(v) is str for k, v in tags.items()))
+        ):
+            if len(self._shapes) >= _CACHE_MAX:
+                self._shapes.clear()  # bounded: a runaway tag value cannot eat memory
+            self._shapes[key] = shape
+        return shape
 
     def series_key(self, measurement: Any, tags: Optional[Mapping[Any, Any]]) -> str:
-        """Escaped ``measurement,tag=value,...`` with default tags merged, cached."""
-        if tags:
-            cache_key: Any = (measurement, *tags.items())
-        else:
-            cache_key = measurement
-        try:
-            return self._series[cache_key]
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable tag value: build without caching
-            return self._build_series(measurement, tags)
-        key = self._build_series(measurement, tags)
-        if len(self._series) >= _CACHE_MAX:
-            self._series.clear()
-        self._series[cache_key] = key
-        return key
-
-    def _build_series(self, measurement: Any, tags: Optional[Mapping[Any, Any]]) -> str:
+        """Escaped ``measurement,tag=value,...``: default tags merged, sorted (not cached)."""
         merged: Dict[str, str] = dict(self.default_tags)
         if tags:
             for key, value in tags.items():
@@ -336,56 +338,10 @@ class LineEncoder:
             parts.append(f"{escape_key(key, 'tag key')}={escape_tag_value(merged[key], key)}")
         return ",".join(parts)
 
-    # -- fields -----------------------------------------------------------
-
-    def _layout(self, keys: Tuple[Any, ...]) -> _FieldLayout:
-        layout = self._layouts.get(keys)
-        if layout is None:
-            ordered = tuple(sorted(keys, key=str))
-            layout = _FieldLayout(
-                ordered, tuple(escape_key(k, "field key") + "=" for k in ordered)
-            )
-            if len(self._layouts) >= _CACHE_MAX:
-                self._layouts.clear()
-            self._layouts[keys] = layout
-        return layout
-
-    def fields_text(
-        self,
-        fields: Mapping[Any, Any],
-        int_types: Optional[Mapping[Any, str]] = None,
-    ) -> Optional[str]:
-        """``k=v,k=v`` sorted by key; ``None`` when no field can be written."""
-        layout = self._layout(tuple(fields))
-        out: List[str] = []
-        dropped = 0
-        fmt: Callable[[Any, str], Optional[str]] = format_field_value
-        for key, prefix in zip(layout.keys, layout.prefixes):
-            value = fields[key]
-            if value is None:
-                continue
-            kind = type(value)
-            if kind is float and not int_types:
-                if value - value != 0.0:
-                    dropped += 1
-                    continue
-                text = repr(value)
-                if text[-2:] == ".0":
-                    text = text[:-2]
-                out.append(prefix + text)
-                continue
-            suffix = int_types.get(key, "i") if int_types else "i"
-            text2 = fmt(value, suffix)
-            if text2 is None:
-                dropped += 1
-                continue
-            out.append(prefix + text2)
-        if dropped:
-            self.drops.add(fields=dropped)
-        if not out:
-            self.drops.add(points=1)
-            return None
-        return ",".join(out)
+    @staticmethod
+    def field_layout(fields: Mapping[Any, Any]) -> _Layout:
+        """The field keys sorted as written, each with its escaped ``key=`` prefix."""
+        return tuple((k, escape_key(k, "field key") + "=") for k in sorted(fields, key=str))
 
     # -- whole line -------------------------------------------------------
 
@@ -401,26 +357,68 @@ class LineEncoder:
         """One line (no newline), or ``None`` when the point has no writable field.
 
         ``time`` is taken in ``time_precision`` (default: the encoder's) and
-        written in the encoder's precision.
+        written in the encoder's precision. ``int_types`` maps a field key to
+        the suffix for int values: ``i`` (default), ``u`` or ``""`` (float).
         """
-        field_text = self.fields_text(fields, int_types) if fields else None
-        if field_text is None:
-            if not fields:
-                self.drops.add(points=1)
+        if not fields:
+            self.drops.add(points=1)
             return None
-        series = self.series_key(measurement, tags)
+        # A private separator fixes where field keys end and tag items begin.
+        key = (measurement, *fields, _SEP, *tags.items()) if tags else (measurement, *fields)
+        try:
+            series, layout = self._shapes[key]
+        except KeyError:
+            series, layout = self._new_shape(key, measurement, tags, fields)
+        except TypeError:  # an unhashable tag value: build, do not cache
+            series, layout = self.series_key(measurement, tags), self.field_layout(fields)
+
+        out = []
+        dropped = 0
+        for name, prefix in layout:
+            value = fields[name]
+            kind = type(value)
+            if kind is float:
+                if value - value != 0.0:  # NaN and +-Inf (inf - inf is NaN)
+                    dropped += 1
+                    continue
+                text = repr(value)  # shortest round-trip form
+                if text[-2:] == ".0":
+                    text = text[:-2]
+                out.append(prefix + text)
+            elif kind is int:
+                if int_types:
+                    out.append(f"{prefix}{value}{int_types.get(name, 'i')}")
+                else:
+                    out.append(f"{prefix}{value}i")
+            elif kind is str:
+                out.append(f'{prefix}"{value.translate(_ESCAPE_STRING)}"')
+            elif kind is bool:
+                out.append(prefix + ("true" if value else "false"))
+            elif value is not None:
+                other = _format_other(value, int_types.get(name, "i") if int_types else "i")
+                if other is None:
+                    dropped += 1
+                else:
+                    out.append(prefix + other)
+        if dropped:
+            self.drops.add(fields=dropped)
+        if not out:
+            self.drops.add(points=1)
+            return None
+
         if time is None:
-            return f"{series} {field_text}"
+            return f"{series} {','.join(out)}"
         if type(time) is int and (time_precision is None or time_precision == self.precision):
-            return f"{series} {field_text} {time}"
+            return f"{series} {','.join(out)} {time}"
         stamp = convert_time(time, time_precision or self.precision, self.precision)
-        return f"{series} {field_text} {stamp}"
+        return f"{series} {','.join(out)} {stamp}"
 
     def encode_many(self, rows: Iterable[Tuple[Any, Any, Any, Any]]) -> List[str]:
         """Encode ``(measurement, tags, fields, time)`` rows, skipping empty points."""
+        encode = self.encode
         out = []
         for measurement, tags, fields, time in rows:
-            line = self.encode(measurement, tags, fields, time)
+            line = encode(measurement, tags, fields, time)
             if line is not None:
                 out.append(line)
         return out

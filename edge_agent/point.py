@@ -28,14 +28,11 @@ DEFAULT_WRITE_PRECISION = WritePrecision.NS
 
 _FIELD_TYPE_SUFFIX = {"int": "i", "uint": "u", "float": ""}
 
-_ENCODERS: Dict[str, LineEncoder] = {}
+_PRECISIONS = frozenset(("ns", "us", "ms", "s"))
 
-
-def _encoder(precision: str) -> LineEncoder:
-    enc = _ENCODERS.get(precision)
-    if enc is None:
-        enc = _ENCODERS[precision] = LineEncoder(precision)
-    return enc
+# One encoder per precision, shared by all points (no default tags: a Point
+# alone has none; a writer's Serializer applies its own).
+_ENCODERS: Dict[str, LineEncoder] = {p: LineEncoder(p) for p in _PRECISIONS}
 
 
 class Point:
@@ -49,7 +46,7 @@ class Point:
         self._fields: Dict[str, Any] = {}
         self._time: Any = None
         self._write_precision: str = DEFAULT_WRITE_PRECISION
-        self._field_types: Dict[str, str] = {}
+        self._field_types: Optional[Dict[str, str]] = None
 
     @staticmethod
     def measurement(measurement: str) -> Point:
@@ -75,7 +72,7 @@ class Point:
         """
         self._time = time
         self._write_precision = (
-            write_precision if write_precision in ("ns", "us", "ms", "s")
+            write_precision if write_precision in _PRECISIONS
             else normalize_precision(write_precision)
         )
         return self
@@ -90,12 +87,12 @@ class Point:
         A point whose fields are all ``None``, NaN or Inf gives ``""``: it
         cannot be written, and it is counted in ``edge_agent.lineproto.DROPS``.
         """
-        target = self._write_precision if precision is None else normalize_precision(precision)
-        int_types = self._field_types or None
-        line = _encoder(target).encode(
-            self._name, self._tags, self._fields, self._time, self._write_precision, int_types
+        own = self._write_precision
+        encoder = _ENCODERS[own if precision is None else normalize_precision(precision)]
+        line = encoder.encode(
+            self._name, self._tags, self._fields, self._time, own, self._field_types
         )
-        return line if line is not None else ""
+        return "" if line is None else line
 
     @staticmethod
     def from_dict(
@@ -132,7 +129,10 @@ class Point:
         if time_key in dictionary:
             point.time(dictionary[time_key], write_precision)
         field_types = dictionary.get("field_types", kwargs.get("field_types")) or {}
-        point._field_types = {k: _FIELD_TYPE_SUFFIX.get(v, "i") for k, v in field_types.items()}
+        if field_types:
+            point._field_types = {
+                k: _FIELD_TYPE_SUFFIX.get(v, "i") for k, v in field_types.items()
+            }
         return point
 
     def __str__(self) -> str:
@@ -150,7 +150,7 @@ class Point:
             and self._fields == other._fields
             and self._time == other._time
             and self._write_precision == other._write_precision
-            and self._field_types == other._field_types
+            and (self._field_types or {}) == (other._field_types or {})
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable builder

@@ -56,7 +56,10 @@ class Serializer:
     # Public ---------------------------------------------------------------
 
     def lines(self, record: Any, **kwargs: Any) -> Iterator[str]:
-        """Yield one line (no newline) per writable point in ``record``."""
+        """Yield one line (no newline) per writable point in ``record``.
+
+        Iterables and generators are consumed lazily, one record at a time.
+        """
         kind = type(record)
         if kind is str:
             yield from _split_text(record)
@@ -70,6 +73,8 @@ class Serializer:
             line = self._dict(record, kwargs)
             if line is not None:
                 yield line
+        elif kind is list or kind is tuple:
+            yield from self._sequence(record, kwargs)
         else:
             yield from self._other(record, kwargs)
 
@@ -80,12 +85,33 @@ class Serializer:
         """All lines of ``record`` joined by ``\\n`` (no trailing newline)."""
         return "\n".join(self.lines(record, **kwargs)).encode("utf-8")
 
+    def _sequence(self, records: Iterable[Any], kwargs: Mapping[str, Any]) -> Iterator[str]:
+        """A list of records: dicts in the default shape and Points without
+        any per-item generator or keyword-argument handling (the common batch)."""
+        encode = self.encoder.encode
+        for item in records:
+            kind = type(item)
+            if kind is dict and not kwargs:
+                types = item.get("field_types")
+                line = encode(
+                    item["measurement"], item.get("tags"), item["fields"], item.get("time"),
+                    None, _int_types(types) if types else None,
+                )
+            elif kind is Point:
+                line = encode(item._name, item._tags, item._fields, item._time,
+                              item._write_precision, item._field_types)
+            else:
+                yield from self.lines(item, **kwargs)
+                continue
+            if line is not None:
+                yield line
+
     # Kinds ----------------------------------------------------------------
 
     def _point(self, point: Point) -> Optional[str]:
         return self.encoder.encode(
             point._name, point._tags, point._fields, point._time, point._write_precision,
-            point._field_types or None,
+            point._field_types,
         )
 
     def _dict(self, record: Mapping[str, Any], kwargs: Mapping[str, Any]) -> Optional[str]:
