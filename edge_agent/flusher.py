@@ -45,7 +45,7 @@ class SegmentQueue(Protocol):
 
     def head(self, max_points: int, max_bytes: int) -> Sequence[Tuple[int, Any]]: ...
 
-    def remove(self, ids: Sequence[int]) -> object: ...
+    def remove(self, ids: Sequence[int]) -> int: ...
 
 
 class _Transport(Protocol):
@@ -233,7 +233,9 @@ class Flusher:
                 first = rejected[0][1]
                 self._call(self.callbacks.error, dest, bad,
                            WriteError(first.message, first.status))
-        self.queue.remove(ids)
+        removed = self.queue.remove(ids)
+        # A segment evicted by the budget while it was in flight is counted as evicted.
+        written = max(0, min(written, removed - len(rejected)))
         counters.add("written", written)
         counters.set("last_success", time.time())
         if self._schedule.attempt:

@@ -76,12 +76,15 @@ class MemoryQueue:
                 size += len(seg.data) + 1
         return out
 
-    def remove(self, ids: Sequence[int]) -> None:
+    def remove(self, ids: Sequence[int]) -> int:
+        """Drop these segments; returns the points removed (missing ids are ignored)."""
         gone = set(ids)
         with self._lock:
             kept = deque(item for item in self._items if item[0] not in gone)
-            self.points -= sum(seg.count for seg_id, seg in self._items if seg_id in gone)
+            removed = sum(seg.count for seg_id, seg in self._items if seg_id in gone)
+            self.points -= removed
             self._items = kept
+        return removed
 
     def __len__(self) -> int:
         return len(self._items)

@@ -1,0 +1,102 @@
+"""The agent's own bookkeeping: how many points went where, kept on disk.
+
+``Counters`` is an in-memory table of numbers and two text/time values. It
+does no I/O itself: the disk buffer writes a snapshot into the same SQLite
+transaction as each segment it appends or removes (so "written" and the
+removal of the written segments commit together), and at most about once a
+second otherwise (``DiskBuffer.persist_counters``). Names follow Telegraf's
+internal metrics.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Dict, Mapping, Optional, Union
+
+__all__ = ["COUNTS", "VALUES", "Counters"]
+
+# Point counts, all starting at 0.
+COUNTS = (
+    "accepted",  # points handed to the durable writer
+    "written",  # points InfluxDB answered 2xx for
+    "rejected",  # points InfluxDB rejected alone, now in the dead-letter file
+    "evicted",  # points the buffer's size/age budget evicted, oldest first
+    "dropped_invalid",  # points dropped before the buffer (NaN/Inf only, no fields)
+    "write_errors",  # failed delivery attempts (any non-2xx answer or no answer)
+    "retries",  # delivery retries scheduled
+    "buffer_errors",  # failed appends to the disk buffer (disk full, I/O errors)
+)
+# Last-value entries, None until first set.
+VALUES = (
+    "last_success",  # wall-clock time (s) of the last 2xx
+    "last_error",  # text of the last error
+)
+
+Value = Union[int, float, str, None]
+
+
+class Counters:
+    """Thread-safe counters; ``add`` and ``set`` are cheap, in-memory calls."""
+
+    def __init__(self, initial: Optional[Mapping[str, Value]] = None) -> None:
+        self._lock = threading.Lock()
+        self._values: Dict[str, Value] = {name: 0 for name in COUNTS}
+        self._values.update({name: None for name in VALUES})
+        self._dirty = False
+        if initial:
+            # Unknown names from a newer version are kept, not dropped.
+            self._values.update(initial)
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to a count (unknown names start at 0)."""
+        if not n:
+            return
+        with self._lock:
+            old = self._values.get(name) or 0
+            self._values[name] = int(old) + n
+            self._dirty = True
+
+    def set(self, name: str, value: Value) -> None:
+        """Set a last-value entry such as ``last_error`` or ``last_success``."""
+        with self._lock:
+            self._values[name] = value
+            self._dirty = True
+
+    def update(self, values: Mapping[str, Value]) -> None:
+        """Take stored values (on open) without changing the object callers hold."""
+        with self._lock:
+            self._values.update(values)
+            self._dirty = True
+
+    def get(self, name: str) -> Value:
+        with self._lock:
+            return self._values.get(name)
+
+    def snapshot(self) -> Dict[str, Value]:
+        """A copy of every counter and value."""
+        with self._lock:
+            return dict(self._values)
+
+    @property
+    def dirty(self) -> bool:
+        """True when something changed since the last ``take_dirty``."""
+        return self._dirty
+
+    def take_dirty(self) -> Optional[Dict[str, Value]]:
+        """A snapshot to persist and mark clean, or None when nothing changed.
+
+        If persisting the snapshot fails, call ``mark_dirty`` so the next
+        transaction tries again.
+        """
+        with self._lock:
+            if not self._dirty:
+                return None
+            self._dirty = False
+            return dict(self._values)
+
+    def mark_dirty(self) -> None:
+        with self._lock:
+            self._dirty = True
+
+    def __repr__(self) -> str:
+        return f"Counters({self.snapshot()!r})"
