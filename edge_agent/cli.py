@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import List, Optional
 
@@ -61,6 +62,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except EdgeAgentError as exc:
         print(f"edge-agent: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:  # the disk or a device refused; a sentence, not a traceback
+        print(f"edge-agent: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -70,9 +75,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from .logs import setup_logging
 
     path = config_path_from(args.config)
-    config = load_config(path)
-    for warning in config.warnings:
-        print(f"edge-agent: {warning}", file=sys.stderr)
+    config = load_config(path)  # logs its warnings (world-readable secrets) itself
     if args.command == "check-config":
         from .commands import check_config
 
@@ -84,13 +87,30 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.once:
         from .once import run_once
 
+        if not args.dry_run:
+            _check_state_dir(config.agent.state_dir)
         return run_once(config, sys.stdout, dry_run=args.dry_run, wait=args.wait)
     setup_logging(args.log_level or config.agent.log_level)
+    _check_state_dir(config.agent.state_dir)
     from .agent import Agent
 
     agent = Agent(config)
     agent.install_signal_handlers()
     return agent.run()
+
+
+def _check_state_dir(state_dir: str) -> None:
+    """The buffer lives here: say plainly when this user cannot use it."""
+    try:
+        os.makedirs(state_dir, exist_ok=True)
+    except OSError as exc:
+        raise EdgeAgentError(
+            f"cannot create agent.state_dir {state_dir}: {exc.strerror}; create it for this "
+            "user (systemd: StateDirectory=) or set agent.state_dir in the config") from None
+    if not os.access(state_dir, os.W_OK | os.X_OK):
+        raise EdgeAgentError(
+            f"agent.state_dir {state_dir} is not writable by this user; run as the agent's "
+            "user (sudo -u edge-agent edge-agent ...) or set agent.state_dir in the config")
 
 
 if __name__ == "__main__":

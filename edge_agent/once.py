@@ -86,6 +86,30 @@ def read_sources(config: Config, sink: ListSink, dest: Destination, wait: float,
     return ok
 
 
+def _drain_once(flusher: Any, timeout: float) -> bool:
+    """Deliver until the buffer is empty; stop at the first failure.
+
+    A technician waits for this report: unlike the agent, do not sleep through
+    the backoff schedule when InfluxDB is down or misconfigured (the data stays
+    in the buffer either way). Only a server that asks us to wait (429/503
+    with Retry-After) is waited for, within ``timeout``.
+    """
+    from .transport import Outcome
+
+    deadline = time.monotonic() + timeout
+    while True:
+        step = flusher.step()
+        if step.kind == "empty":
+            return True
+        if step.kind != "retry":
+            continue
+        if step.result is None or step.result.outcome is not Outcome.THROTTLED:
+            return False
+        if time.monotonic() + step.wait > deadline:
+            return False
+        time.sleep(step.wait)
+
+
 def _deliver(config: Config, lines: List[str], dest: Destination, out: TextIO) -> bool:
     from .buffer import DiskBuffer
     from .deadletter import DeadLetters
@@ -120,11 +144,13 @@ def _deliver(config: Config, lines: List[str], dest: Destination, out: TextIO) -
             out.write(f"  reachable  NO: {ping.message}\n")
         written_before = int(buffer.counters.get("written") or 0)
         flusher = Flusher(buffer, transport, options, dead, durable=True)
-        delivered = flusher.drain(timeout=min(30.0, options.max_retry_delay / 1000))
+        delivered = _drain_once(flusher, timeout=min(30.0, options.max_retry_delay / 1000))
         written = int(buffer.counters.get("written") or 0) - written_before
         last = flusher.last_result
         if last is not None and last.outcome is Outcome.AUTH:
             out.write(f"  authorised NO: HTTP {last.status} {last.message}\n")
+        elif last is not None and last.status == 0:
+            out.write("  authorised unknown (no answer)\n")
         elif last is not None:
             out.write("  authorised yes\n")
         if not delivered:
