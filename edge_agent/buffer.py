@@ -370,10 +370,12 @@ class DiskBuffer:
         """Store one segment in one transaction; returns its id."""
         return self.append_many([Segment(dest, count, data, first_time)])[0]
 
-    def append_many(self, segments: Sequence[Segment]) -> List[int]:
+    def append_many(self, segments: Sequence[Segment],
+                    counts: Optional[Dict[str, int]] = None) -> List[int]:
         """Store segments in one transaction, in order; returns their ids.
 
-        Over budget, the oldest segments are evicted in the same transaction.
+        ``counts`` (e.g. ``{"accepted": n}``) are added to the counters in the
+        same transaction. Over budget, the oldest segments are evicted in the same transaction.
         Raises ``BufferError_`` when the disk refuses the write (disk full,
         I/O error); nothing is stored then.
         """
@@ -382,7 +384,8 @@ class DiskBuffer:
                 raise ValueError("a segment holds at least one line")
         with self._lock:
             try:
-                return self._guard(lambda: self._append_many(segments))  # type: ignore[return-value]
+                return self._guard(  # type: ignore[return-value]
+                    lambda: self._append_many(segments, counts))
             except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
                 raise BufferError_(f"disk buffer append failed: {exc}") from exc
 
@@ -400,7 +403,8 @@ class DiskBuffer:
                 self._cache._sql("ROLLBACK")  # a failed COMMIT can leave it open
             raise
 
-    def _append_many(self, segments: Sequence[Segment]) -> List[int]:
+    def _append_many(self, segments: Sequence[Segment],
+                     counts: Optional[Dict[str, int]] = None) -> List[int]:
         meta = dict(self._meta)
         ids: List[int] = []
         if not meta["segments"]:
@@ -415,8 +419,8 @@ class DiskBuffer:
                 meta["segments"] += 1
                 meta["bytes"] += seg.stored_size
             evicted = self._evict(meta, self._clock())
-            self._write_changes(meta, evicted)
-        self._adopt(meta, evicted)
+            self._write_changes(meta, evicted, dict(counts) if counts else None)
+        self._adopt(meta, evicted, dict(counts) if counts else None)
         return ids
 
     def remove(self, ids: Iterable[int], count_as: Optional[str] = None) -> int:

@@ -81,6 +81,7 @@ class DurableWriter:
         self._stopped = False  # closed and the last seal attempted
         self._seal_lock = threading.Lock()  # one sealer at a time keeps tickets in order
         self._unsealed: List[Segment] = []  # cut but refused by the disk; retried first
+        self._unsealed_accepted = 0  # points of those, counted as accepted when committed
         self._failures = 0  # consecutive refused commits
         self._thread = threading.Thread(target=self._run, name="edge-agent-durable", daemon=True)
         self._thread.start()
@@ -254,8 +255,8 @@ class DurableWriter:
                 self._accepted = 0
                 self._since = None
                 self._seal_soon = False
-            if accepted:
-                self.buffer.counters.add("accepted", accepted)
+            # "accepted" is committed with the segments it counts, never ahead of them.
+            self._unsealed_accepted += accepted
             segments = self._unsealed
             for dest, p in pending.items():
                 segments.extend(self._cut(dest, p))
@@ -264,7 +265,7 @@ class DurableWriter:
                     self._mark_durable(upto, 0)
                 return
             try:
-                self.buffer.append_many(segments)
+                self.buffer.append_many(segments, {"accepted": self._unsealed_accepted})
             except (BufferError_, OSError) as exc:
                 self._unsealed = segments
                 self._refused(exc)
@@ -273,6 +274,7 @@ class DurableWriter:
                         self._since = time.monotonic()  # retry timer
                 return
             self._unsealed = []
+            self._unsealed_accepted = 0
             if self._failures:
                 logger.warning(
                     "disk buffer accepts writes again after %d refused commits; %d points "

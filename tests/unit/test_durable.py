@@ -174,11 +174,11 @@ class Refusing:
         self._append = buf.append_many
         buf.append_many = self.append_many  # type: ignore[method-assign]
 
-    def append_many(self, segs):
+    def append_many(self, segs, counts=None):
         self.calls += 1
         if self.on:
             raise BufferError_("disk buffer append failed: database or disk is full")
-        return self._append(segs)
+        return self._append(segs, counts)
 
 
 def test_refusing_disk_keeps_lines_and_blocks_acks(buf: DiskBuffer, monkeypatch, caplog):
@@ -245,3 +245,36 @@ def test_add_is_fast(buf: DiskBuffer):
     assert w.close()
     assert buf.stats().points == 20_000
     assert rate > 50_000  # the bench measures the real number; this catches I/O in add()
+
+
+def test_accepted_is_committed_with_its_segments(tmp_path, monkeypatch):
+    """A kill -9 must never find "accepted" ahead of the data it counts.
+
+    Another transaction (the flusher's, the counters' timer) may commit the
+    counters while a seal is in progress; "accepted" must not ride on it.
+    """
+    from edge_agent.destination import Destination
+
+    monkeypatch.setattr(durable, "RETRY_DELAY", 60.0)
+    path = tmp_path / "acc"
+    buffer = DiskBuffer(str(path))
+    real = buffer.append_many
+
+    def interleaved(segments, counts=None):
+        buffer.persist_counters(0)  # someone else's transaction commits the counters now
+        raise BufferError_("disk buffer append failed: simulated crash before the commit")
+
+    buffer.append_many = interleaved  # type: ignore[method-assign]
+    writer = DurableWriter(buffer, commit_interval=10.0)
+    writer.add(["m v=1i 1", "m v=2i 2"], Destination("b"))
+    assert writer.flush() is False
+    crashed = DiskBuffer(str(path))  # what a restart after kill -9 would find
+    assert int(crashed.counters.get("accepted") or 0) == 0 and crashed.stats().points == 0
+    crashed.close()
+    buffer.append_many = real  # type: ignore[method-assign]
+    assert writer.flush() is True
+    writer.close()
+    buffer.close()
+    reopened = DiskBuffer(str(path))
+    assert reopened.counters.get("accepted") == 2 and reopened.stats().points == 2
+    reopened.close()
