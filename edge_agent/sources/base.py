@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence
 
 from ..destination import Destination
 from ..lineproto import LineEncoder
@@ -40,6 +40,7 @@ class SourceStatus:
     last_error: str = ""
     last_reading: Dict[str, Any] = field(default_factory=dict)
     last_time: float = 0.0
+    busy_since: float = 0.0  # clock time a read started and has not returned yet; 0 = idle
 
     def as_dict(self) -> Dict[str, Any]:
         return dict(self.__dict__)
@@ -61,6 +62,8 @@ class Source:
         self.status = SourceStatus(self.name, self.kind)
         self.log = logging.getLogger(f"edge_agent.source.{self.name}")
         self._stop = threading.Event()
+        # waits go through here so a test can drive the loop with a fake clock
+        self._wait: Callable[[float], bool] = self._stop.wait
         self._thread: Optional[threading.Thread] = None
 
     # -- lifecycle ------------------------------------------------------------
@@ -75,6 +78,9 @@ class Source:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():  # stuck in a device call; it is a daemon thread
+                self.log.warning("%s: still inside a device read after %gs; not waiting for it",
+                                 self.name, timeout)
             self._thread = None
         self.status.state = "stopped"
         self.close()
@@ -90,6 +96,7 @@ class Source:
                 return
             except Exception as exc:  # a bug in one source must not kill it for good
                 self.failed(f"unexpected error: {type(exc).__name__}: {exc}")
+                self.log.debug("%s: traceback", self.name, exc_info=True)
                 self._stop.wait(5.0)
 
     def run(self) -> None:  # pragma: no cover - abstract
@@ -104,9 +111,11 @@ class Source:
         """Turn readings into lines (timestamped at sample time) and hand them to the sink."""
         stamp = time.time_ns() if stamp_ns is None else stamp_ns
         lines = []
+        fields: Dict[str, Any] = {}
         for reading in readings:
-            tags = reading.pop("_tags", None) if isinstance(reading, dict) else None
-            line = self.encoder.encode(self.measurement, tags, reading, stamp, "ns")
+            fields = dict(reading)  # never change the caller's dict
+            tags = fields.pop("_tags", None)
+            line = self.encoder.encode(self.measurement, tags, fields, stamp, "ns")
             if line is not None:
                 lines.append(line)
         if lines:
@@ -114,7 +123,7 @@ class Source:
         self.status.reads += 1
         self.status.points += len(lines)
         if readings:
-            self.status.last_reading = dict(readings[-1])
+            self.status.last_reading = fields
         self.status.last_time = stamp / 1e9
         if self.status.state != "ok":
             if self.status.state == "error":

@@ -3,52 +3,97 @@
 Devices on one bus share one bus handle and are serialised by the bus's lock
 (an I2C transaction must not interleave with another). ``bus: emulated`` uses
 the emulated bus with the demo chips, so the agent runs on a laptop.
+
+A device that does not answer (errno 121), fails its CRC or times out is
+counted, reported once in ``status`` and retried on its own backoff; its
+driver is set up again when it returns. A read that hangs holds only its own
+thread: a device waiting for the bus longer than one interval skips that poll
+(counted as an error) instead of queueing behind it.
 """
 
 from __future__ import annotations
 
+import collections
 import random
 import threading
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Mapping, Optional, Tuple
 
 from ..destination import Destination
 from ..errors import SensorError
 from .base import Sink, Source
-from .schedule import DeviceBackoff, Grid
+from .schedule import MAX_JITTER_FRACTION, DeviceBackoff, Grid
 
-__all__ = ["I2CSource", "open_bus"]
+__all__ = ["I2CSource", "bus_key", "forget_bus", "open_bus", "register_bus"]
 
 _BUSES: Dict[Any, Tuple[Any, threading.Lock]] = {}
 _BUSES_LOCK = threading.Lock()
 
+#: a clock step larger than this (beyond the interval) re-aligns the grid
+#: instead of being waited out or counted as overruns
+CLOCK_STEP = 1.0
+#: how long a poll waits for its bus (a fraction of the interval), so a device
+#: that hangs while holding the bus costs the others one lost poll, not their schedule
+BUS_PATIENCE = 0.9
+#: longest single wait, so a clock stepped back is noticed
+MAX_WAIT = 5.0
+
+
+def bus_key(spec: Any) -> Any:
+    """One key per physical bus: ``1``, ``"1"`` and ``"/dev/i2c-1"`` are the same bus."""
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        return f"/dev/i2c-{spec}"
+    if isinstance(spec, str) and spec.isdigit():
+        return f"/dev/i2c-{int(spec)}"
+    return spec
+
 
 def open_bus(spec: Any) -> Tuple[Any, threading.Lock]:
     """The shared handle and lock of a bus: 1, "/dev/i2c-1" or "emulated"."""
+    key = bus_key(spec)
     with _BUSES_LOCK:
-        found = _BUSES.get(spec)
+        found = _BUSES.get(key)
         if found is None:
-            if spec == "emulated":
+            if key == "emulated":
                 from ..sensors.emulated import demo_bus
 
                 bus: Any = demo_bus()
             else:
                 from smbus2 import SMBus
 
-                bus = SMBus(spec)
-            found = _BUSES[spec] = (bus, threading.Lock())
+                bus = SMBus(key)
+            found = _BUSES[key] = (bus, threading.Lock())
         return found
 
 
-def _describe(exc: BaseException, address: int) -> str:
+def register_bus(spec: Any, bus: Any) -> threading.Lock:
+    """Attach an existing bus object (e.g. an :class:`EmulatedSMBus`) under ``spec``,
+    so sources with ``bus: spec`` share it and its lock; returns the lock."""
+    with _BUSES_LOCK:
+        lock = threading.Lock()
+        _BUSES[bus_key(spec)] = (bus, lock)
+        return lock
+
+
+def forget_bus(spec: Any) -> None:
+    """Drop a bus from the shared table (the next ``open_bus`` opens it again)."""
+    with _BUSES_LOCK:
+        _BUSES.pop(bus_key(spec), None)
+
+
+def _describe(exc: BaseException, address: int, bus: Any) -> str:
     if isinstance(exc, OSError) and exc.errno == 121:
-        return f"no answer at address 0x{address:02x} (errno 121): check wiring and address"
+        return (f"no answer at address 0x{address:02x} on bus {bus} (errno 121): "
+                "check wiring, power and address (i2cdetect)")
     if isinstance(exc, OSError) and exc.errno == 2:
-        where = exc.filename or "the I2C bus"
+        where = exc.filename or f"I2C bus {bus}"
         return f"{where} does not exist: enable I2C (see hardware/README.md)"
     if isinstance(exc, PermissionError):
-        return f"no permission to open the bus ({exc}): add the user to the i2c group"
-    return f"{type(exc).__name__}: {exc}"
+        return f"no permission to open I2C bus {bus} ({exc}): add the user to the i2c group"
+    if isinstance(exc, TimeoutError) or (isinstance(exc, OSError) and exc.errno == 110):
+        return f"timeout at address 0x{address:02x} on bus {bus}: the device holds the bus"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if not isinstance(exc, SensorError) else text
 
 
 class I2CSource(Source):
@@ -63,62 +108,119 @@ class I2CSource(Source):
         super().__init__(config, sink, dest, default_tags)
         self.interval = float(config.interval)
         self.round_interval = round_interval
-        self.jitter = jitter
+        self.jitter = max(0.0, float(jitter))
+        if self.jitter > self.interval * MAX_JITTER_FRACTION:
+            self.log.warning("%s: collection_jitter %gs capped at %gs (half the interval)",
+                             self.name, self.jitter, self.interval * MAX_JITTER_FRACTION)
         self.clock = clock
+        # sample timestamps come from the same clock, so a test clock gives exact stamps
+        self._now_ns: Callable[[], int] = (
+            time.time_ns if clock is time.time else (lambda: round(clock() * 1e6) * 1000))
+        # measures how long a read took, to tell an overrun from a wall-clock step;
+        # an injected clock is taken as monotonic (no steps)
+        self._monotonic: Callable[[], float] = time.monotonic if clock is time.time else clock
         self._rng = random.Random()
         self._driver: Any = None
-        self._lock: Optional[threading.Lock] = None
+        self._bus_lock: Optional[threading.Lock] = None
         self._factory = driver_factory or self._make_driver
         self.backoff = DeviceBackoff(base=max(self.interval, 1.0))
-        self.poll_times: list = []  # sample times of the last polls (bounded), for tests/bench
+        #: clock times of the last polls (bounded), for tests and the bench
+        self.poll_times: Deque[float] = collections.deque(maxlen=1000)
 
     def _make_driver(self) -> Any:
         from ..sensors import I2C_DRIVERS
 
-        bus, self._lock = open_bus(self.config.bus)
+        bus, self._bus_lock = open_bus(self.config.bus)
         return I2C_DRIVERS[self.config.driver](bus, self.config.address, dict(self.config.options))
 
     # -- one poll -------------------------------------------------------------
 
-    def poll(self) -> Optional[Dict[str, Any]]:
-        """Read the chip once; the reading, or ``None`` after a counted failure."""
+    def poll(self, scheduled: Optional[float] = None) -> Optional[Dict[str, Any]]:
+        """Read the chip once; the reading, or ``None`` after a counted failure.
+
+        ``scheduled`` is the grid time of this poll; the backoff after a failure
+        counts from it so retries land on grid ticks.
+        """
+        status = self.status
+        status.busy_since = self.clock()
+        try:
+            return self._poll(scheduled)
+        finally:
+            status.busy_since = 0.0
+
+    def _poll(self, scheduled: Optional[float]) -> Optional[Dict[str, Any]]:
         try:
             if self._driver is None:
                 self._driver = self._factory()
-            stamp = time.time_ns()
-            if self._lock is not None:
-                with self._lock:
-                    reading = self._driver.read()
-            else:
+            lock = self._bus_lock
+            if lock is None:
+                stamp = self._now_ns()
                 reading = self._driver.read()
-        except (OSError, SensorError, ValueError, TimeoutError) as exc:
+            else:
+                patience = max(self.interval * BUS_PATIENCE, 0.05)
+                if not lock.acquire(timeout=patience):
+                    # not this device's fault: no backoff, just a lost poll
+                    self.failed(f"bus {self.config.bus} busy for more than {patience:.3g}s "
+                                "(another device on it is not answering); poll skipped")
+                    return None
+                try:
+                    stamp = self._now_ns()  # the sample is taken now, not while queueing
+                    reading = self._driver.read()
+                finally:
+                    lock.release()
+        except (OSError, SensorError, ValueError) as exc:
             self._driver = None  # set the chip up again (calibration, mode) when it returns
-            self.backoff = self.backoff.failed(self.clock())
-            self.failed(_describe(exc, self.config.address))
+            self.backoff = self.backoff.failed(self.clock() if scheduled is None else scheduled)
+            self.failed(_describe(exc, self.config.address, self.config.bus))
             return None
         self.backoff = self.backoff.succeeded()
-        self.emit([dict(reading)], stamp)
-        return dict(reading)
+        fields = dict(reading)
+        self.emit([fields], stamp)
+        return fields
 
     # -- the loop -------------------------------------------------------------
+
+    def _sleep_until(self, target: float) -> Optional[bool]:
+        """Wait for ``target``: True = stop asked, False = due, None = the clock stepped back."""
+        longest = self.interval * (1 + MAX_JITTER_FRACTION) + CLOCK_STEP
+        while True:
+            remaining = target - self.clock()
+            if remaining <= 0:
+                return self._stop.is_set()
+            if remaining > longest:
+                return None
+            if self._wait(min(remaining, MAX_WAIT)):
+                return True
 
     def run(self) -> None:
         grid = Grid.for_source(self.interval, self.round_interval, self.clock())
         deadline = grid.next_after(self.clock())
         while True:
-            target = deadline + (self._rng.uniform(0, self.jitter) if self.jitter else 0.0)
-            if self._stop.wait(max(0.0, target - self.clock())):
+            due = self._sleep_until(grid.jittered(deadline, self.jitter, self._rng))
+            if due is True:
                 return
+            if due is None:
+                self.log.warning("%s: the clock stepped back; polls re-aligned to it", self.name)
+                deadline = grid.next_after(self.clock())
+                continue
+            started = self._monotonic()
+            if self.backoff.ready(deadline):
+                self.poll_times.append(self.clock())
+                self.poll(deadline)
+            took = self._monotonic() - started
             now = self.clock()
-            if self.backoff.ready(now):
-                self.poll_times.append(now)
-                del self.poll_times[:-1000]
-                self.poll()
-            deadline, skipped = grid.advance(deadline, self.clock())
-            if skipped:
-                self.status.overruns += skipped
-                self.log.warning("%s: a read overran its %.3gs interval; skipped %d poll(s)",
-                                 self.name, self.interval, skipped)
+            late = now - deadline
+            deadline, skipped = grid.advance(deadline, now)
+            if not skipped:
+                continue
+            if late > took + self.interval * MAX_JITTER_FRACTION + CLOCK_STEP:
+                # the wall clock jumped ahead (NTP after boot): not the device's doing
+                self.log.warning("%s: the clock jumped ahead by %.0fs; polls re-aligned to it",
+                                 self.name, late - took)
+                continue
+            self.status.overruns += skipped
+            self.log.warning("%s: a read took %.3gs, longer than the %gs interval; "
+                             "skipped %d poll(s)", self.name, took, self.interval, skipped)
 
     def close(self) -> None:
         self._driver = None

@@ -16,7 +16,7 @@ from typing import Any, Callable, List, Mapping, Optional
 
 from ..destination import Destination
 from .base import Sink, Source
-from .schedule import DeviceBackoff
+from .schedule import DeviceBackoff, Grid
 
 __all__ = ["SerialSource", "open_port"]
 
@@ -61,6 +61,10 @@ class SerialSource(Source):
     # -- port -----------------------------------------------------------------
 
     def _connect(self) -> bool:
+        # a fresh parser: a half frame from before the port vanished must not be
+        # glued to the first bytes after it returns
+        self.parser = self._make_parser()
+        self._bad_frames_seen = 0
         try:
             self._port = self._open(self.config)
             hello = self.parser.startup()
@@ -111,25 +115,29 @@ class SerialSource(Source):
         if not data:
             return []
         readings = list(self.parser.feed(data))
-        if self.parser.errors != self._bad_frames_seen:
+        bad = self.parser.errors - self._bad_frames_seen
+        if bad > 0:  # bad frames are counted, never turned into readings
             self._bad_frames_seen = self.parser.errors
-            self.status.errors += 1
+            self.status.errors += bad
             self.status.last_error = self.parser.last_error
+            self.log.debug("%s: %d bad frame(s): %s", self.name, bad, self.parser.last_error)
         return readings
 
     def run(self) -> None:
-        next_request = 0.0
+        # devices that only answer when asked are asked on a grid (no drift)
+        grid = Grid.for_source(float(self.config.interval), False, self.clock())
+        next_request = self.clock()
         while not self._stop.is_set():
             if self._port is None:
                 wait = max(0.0, self.backoff.retry_at - self.clock())
-                if self._stop.wait(wait) or not self._connect():
+                if (wait > 0 and self._wait(wait)) or not self._connect():
                     continue
             now = self.clock()
             try:
                 request = self.parser.request()
                 if request and now >= next_request:
                     self._port.write(request)
-                    next_request = now + float(self.config.interval)
+                    next_request = grid.next_after(now)
                 readings = self._read_chunk()
             except Exception as exc:  # the port vanished (unplugged): reopen later
                 self.close()

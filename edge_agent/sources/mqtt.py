@@ -1,0 +1,595 @@
+"""The MQTT bridge: subscriptions become lines, acked only after they are durable.
+
+Threads and flow:
+
+* paho's network thread (``loop_start``) only stamps the receive time and puts
+  each message on a queue, so it is never blocked by parsing or by the disk.
+* One worker drains the queue in groups, parses (``mqtt_parse``), checks DUP
+  messages against the dedup index (``mqtt_dedup``), hands the group's lines to
+  ``sink.add`` and keeps the ticket. A group is acked (PUBACK, in receive
+  order) only after ``sink.wait_durable(ticket)`` returned True. When no
+  message arrived for ``ack_interval`` (5 ms) the worker asks the sink to seal
+  now (``sink.flush()`` when it has one): with a full in-flight window the
+  broker sends nothing more until we ack, so waiting for the writer's own
+  commit interval would throttle throughput to one window per interval.
+* In-flight window: for MQTT 5 we send ReceiveMaximum (1000 by default);
+  mosquitto then keeps up to that many unacked QoS 1 messages in flight to
+  us. MQTT 3.1.1 has no such property and mosquitto's ``max_inflight_messages``
+  (default 20) applies: ack-after-commit then costs one commit per 20
+  messages, still thousands per second with grouped commits.
+* Backpressure: when ``wait_durable`` keeps returning False (disk full) the
+  worker stops acking; the broker stops sending at the window and keeps the
+  rest for us. QoS 0 messages beyond ``max_queue`` are dropped and counted
+  (QoS 0 promises nothing more).
+* Acks carry the connection generation they were received on: a mid is only
+  meaningful on its own connection, so acks of an older connection are not
+  sent (the broker redelivers those messages; the dedup index recognises
+  them).
+* Reconnect: forever, with a capped, jittered exponential backoff
+  (:func:`backoff_delay`), subscribing every current subscription on every
+  connect (also with a persistent session, and including those added by
+  :meth:`MqttSource.update_subscriptions`). MQTT 5 subscribes with
+  retainHandling 1 so a resubscribe does not replay retained messages as new
+  points; MQTT 3.1.1 has no such option, so there a reconnect receives the
+  retained messages again (with a new receive time).
+* mosquitto's ``max_queued_messages`` (1000 by default) bounds what it keeps
+  for us while we are offline or slow; beyond it the *broker* drops. Raise it
+  on the broker for long outages.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import queue
+import random
+import ssl
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edge_agent.errors import ConfigError
+from edge_agent.lineproto import LineEncoder
+from edge_agent.sources.mqtt_dedup import DedupIndex, index_path, message_digest
+from edge_agent.sources.mqtt_parse import DEFAULT_MAX_PAYLOAD, MessageParser, Rejected, _opt
+
+__all__ = ["MqttSource", "OnceResult", "SubscriptionStats", "backoff_delay", "collect_once"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SESSION_EXPIRY = 7 * 86_400
+DEFAULT_RECEIVE_MAXIMUM = 1000
+DEFAULT_RECONNECT_MAX = 30.0
+MAX_GROUP = 1000
+
+
+def backoff_delay(attempt: int, cap: float, rng: random.Random, base: float = 1.0) -> float:
+    """Seconds before reconnect ``attempt`` (1, 2, ...).
+
+    Uniform in ``[u/2, u)`` with ``u = min(cap, base * 2**(attempt-1))``: capped,
+    and jittered so a fleet of agents does not reconnect in step.
+    """
+    upper = min(cap, base * 2 ** min(max(attempt, 1) - 1, 30))
+    return upper / 2 + rng.random() * upper / 2
+
+
+@dataclass
+class SubscriptionStats:
+    """Counters of one subscription (keyed by its topic template)."""
+
+    messages_received: int = 0
+    messages_rejected: int = 0
+    last_reject_reason: str = ""
+    last_reject_topic: str = ""
+    points: int = 0
+    duplicates_skipped: int = 0
+
+
+@dataclass(frozen=True)
+class OnceResult:
+    """What :func:`collect_once` saw: lines, per-subscription counters, errors."""
+
+    lines: List[str]
+    subscriptions: Dict[str, Dict[str, Any]]
+    connected: bool
+    error: str = ""
+
+
+@dataclass
+class _Group:
+    ticket: Optional[int]
+    acks: List[Tuple[int, int, int]]  # (mid, qos, generation)
+    committed: List[Tuple[int, bytes]] = field(default_factory=list)
+
+
+def _protocol(cfg: Any) -> mqtt.MQTTProtocolVersion:
+    text = str(_opt(cfg, "protocol", 5)).lower().lstrip("v")
+    if text in ("5", "5.0"):
+        return mqtt.MQTTv5
+    if text in ("3.1.1", "311", "4"):
+        return mqtt.MQTTv311
+    raise ConfigError(f"mqtt protocol {text!r} is not supported: use 5 or 3.1.1")
+
+
+def _build_client(cfg: Any, client_id: str, persistent: bool, manual_ack: bool,
+                  receive_maximum: int) -> Tuple[mqtt.Client, Callable[[], None]]:
+    """A configured paho client and a function that starts connecting it."""
+    url = urlsplit(str(_opt(cfg, "url", "mqtt://localhost:1883")))
+    scheme = (url.scheme or "mqtt").lower()
+    if scheme not in ("mqtt", "tcp", "mqtts", "ssl", "tls"):
+        raise ConfigError(f"mqtt url scheme {scheme!r} is not supported: use mqtt:// or mqtts://")
+    secure = scheme in ("mqtts", "ssl", "tls")
+    host = url.hostname or "localhost"
+    port = url.port or (8883 if secure else 1883)
+    protocol = _protocol(cfg)
+    if protocol == mqtt.MQTTv5:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                             protocol=protocol, manual_ack=manual_ack)
+    else:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                             clean_session=not persistent, protocol=protocol,
+                             manual_ack=manual_ack)
+    username = _opt(cfg, "username", None) or url.username
+    if username:
+        client.username_pw_set(str(username), _opt(cfg, "password", None) or url.password)
+    tls = _opt(cfg, "tls", None)
+    if secure or tls is not None:
+        verify = bool(_opt(tls, "verify", True))
+        client.tls_set(ca_certs=_opt(tls, "ca_cert", None), certfile=_opt(tls, "certfile", None),
+                       keyfile=_opt(tls, "keyfile", None),
+                       cert_reqs=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE)
+        if not verify:
+            client.tls_insecure_set(True)
+    keepalive = int(_opt(cfg, "keepalive", 60))
+
+    def connect() -> None:
+        if protocol == mqtt.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)
+            expiry = int(_opt(cfg, "session_expiry", DEFAULT_SESSION_EXPIRY)) if persistent else 0
+            props.SessionExpiryInterval = min(expiry, 0xFFFFFFFF)
+            props.ReceiveMaximum = receive_maximum
+            client.connect_async(host, port, keepalive, clean_start=not persistent,
+                                 properties=props)
+        else:
+            client.connect_async(host, port, keepalive)
+        client.loop_start()
+
+    return client, connect
+
+
+def _compile(cfg: Any, subscriptions: Sequence[Any], encoder: LineEncoder) -> List[MessageParser]:
+    tags = dict(_opt(cfg, "tags", {}))
+    measurement = _opt(cfg, "measurement", None)
+    max_payload = int(_opt(cfg, "max_payload", DEFAULT_MAX_PAYLOAD))
+    parsers = [MessageParser(sub, encoder, tags, measurement, max_payload) for sub in subscriptions]
+    seen = set()
+    for parser in parsers:
+        if parser.template.template in seen:
+            raise ConfigError(f"mqtt topic {parser.template.template!r} is subscribed twice")
+        seen.add(parser.template.template)
+    return parsers
+
+
+def _route(parsers: Sequence[MessageParser], topic: str
+           ) -> Tuple[Optional[MessageParser], Optional[Dict[str, str]]]:
+    for parser in parsers:
+        captured = parser.match(topic)
+        if captured is not None:
+            return parser, captured
+    return None, None
+
+
+class MqttSource:
+    """An MQTT subscription source that commits lines to ``sink`` before acking.
+
+    ``config`` has the attributes of an ``mqtt`` source (url, client_id, ...,
+    subscriptions); ``sink`` has ``add(lines, dest) -> ticket`` and
+    ``wait_durable(ticket, timeout) -> bool`` (and optionally ``flush()``);
+    ``state_dir`` holds the dedup index (no index when None: redeliveries
+    then may become second points). ``default_tags`` are the agent's.
+    """
+
+    def __init__(self, config: Any, sink: Any, *, state_dir: Optional[str] = None,
+                 default_tags: Optional[Dict[str, str]] = None, precision: str = "ns",
+                 dest: Any = None, receive_maximum: int = DEFAULT_RECEIVE_MAXIMUM,
+                 ack_interval: float = 0.005, max_queue: int = 50_000,
+                 log_interval: float = 60.0, clock: Callable[[], int] = time.time_ns,
+                 rng: Optional[random.Random] = None) -> None:
+        self.config = config
+        self.sink = sink
+        self.dest = dest
+        self.name = str(_opt(config, "name", "mqtt"))
+        self.client_id = str(_opt(config, "client_id", "") or f"edge-agent-{self.name}")
+        self.qos = int(_opt(config, "qos", 1))
+        self.persistent = not bool(_opt(config, "clean_session", False))
+        self.reconnect_max = float(_opt(config, "reconnect_max", DEFAULT_RECONNECT_MAX))
+        self.ack_interval = ack_interval
+        self.max_queue = max_queue
+        self.log_interval = log_interval
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._encoder = LineEncoder(precision, default_tags)
+        self._parsers = _compile(config, list(_opt(config, "subscriptions", [])), self._encoder)
+        self.stats: Dict[str, SubscriptionStats] = {
+            p.template.template: SubscriptionStats() for p in self._parsers}
+        self._index = (DedupIndex(index_path(state_dir, self.client_id))
+                       if state_dir and self.qos > 0 else None)
+        self._queue: queue.Queue[Tuple[Any, ...]] = queue.Queue()
+        self._pending: Deque[_Group] = deque()
+        self._pending_msgs = 0
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._connected = False
+        self._attempt = 0
+        self._stopping = False
+        self._stop = threading.Event()
+        self._stop_timeout = 10.0
+        self._last_log: Dict[str, Tuple[float, int]] = {}
+        self._flushed_ticket: Optional[int] = None
+        self._not_durable_since: Optional[float] = None
+        self.counters: Dict[str, Any] = {
+            "connects": 0, "disconnects": 0, "last_error": "", "messages_unmatched": 0,
+            "qos0_dropped": 0, "stale_acks": 0, "acked": 0, "backpressure": False}
+        self._client, self._connect = _build_client(
+            config, self.client_id, self.persistent, manual_ack=True,
+            receive_maximum=receive_maximum)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
+        self._worker = threading.Thread(target=self._run, name=f"mqtt-{self.name}", daemon=True)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start connecting (in the background) and processing messages."""
+        self._worker.start()
+        self._connect()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit and ack what was received (within ``timeout``), then disconnect."""
+        self._stopping = True
+        self._stop_timeout = timeout
+        self._stop.set()
+        if self._worker.is_alive():
+            self._worker.join(timeout + 1.0)
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._index is not None:
+            self._index.close()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def update_subscriptions(self, subscriptions: Sequence[Any]) -> None:
+        """Replace the subscriptions (a config reload); subscribes new ones now and on reconnect."""
+        parsers = _compile(self.config, list(subscriptions), self._encoder)
+        old = {p.filter for p in self._parsers}
+        new = {p.filter for p in parsers}
+        with self._lock:
+            self._parsers = parsers
+            for p in parsers:
+                self.stats.setdefault(p.template.template, SubscriptionStats())
+            connected = self._connected
+        if connected:
+            self._subscribe([p for p in parsers if p.filter not in old])
+            gone = sorted(old - new)
+            if gone:
+                self._client.unsubscribe(gone)
+
+    def status(self) -> Dict[str, Any]:
+        """Connection state and counters, for ``edge-agent status``."""
+        with self._lock:
+            out = dict(self.counters)
+            out.update(name=self.name, client_id=self.client_id, connected=self._connected,
+                       unacked=self._pending_msgs, queued=self._queue.qsize())
+            out["subscriptions"] = {k: asdict(v) for k, v in self.stats.items()}
+        return out
+
+    # -- paho callbacks (network thread) ---------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any) -> None:
+        if getattr(reason, "is_failure", False):
+            self.counters["last_error"] = f"connection refused: {reason}"
+            log.warning("mqtt %s: broker refused the connection: %s", self.name, reason)
+            return
+        with self._lock:
+            self._generation += 1
+            self._connected = True
+            self._attempt = 0
+            self.counters["connects"] += 1
+        log.info("mqtt %s: connected (session present: %s)", self.name,
+                 getattr(flags, "session_present", "?"))
+        self._subscribe(self._parsers)
+
+    def _subscribe(self, parsers: Sequence[MessageParser]) -> None:
+        if not parsers:
+            return
+        if _protocol(self.config) == mqtt.MQTTv5:
+            # retainHandling 1: retained messages only for a subscription the
+            # session did not have, so a reconnect does not replay them as new points.
+            topics: Any = [(p.filter, SubscribeOptions(qos=self.qos, retainHandling=1))
+                           for p in parsers]
+        else:
+            topics = [(p.filter, self.qos) for p in parsers]
+        self._client.subscribe(topics)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
+                      properties: Any) -> None:
+        for reason in reasons:
+            if getattr(reason, "is_failure", False):
+                self.counters["last_error"] = f"subscribe refused: {reason}"
+                log.warning("mqtt %s: broker refused a subscription: %s", self.name, reason)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
+                       properties: Any) -> None:
+        with self._lock:
+            self._generation += 1
+            was = self._connected
+            self._connected = False
+            if was:
+                self.counters["disconnects"] += 1
+        if not self._stopping:
+            self.counters["last_error"] = f"disconnected: {reason}"
+            self._schedule_reconnect()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self.counters["last_error"] = "cannot reach the broker"
+        self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        self._attempt += 1
+        delay = backoff_delay(self._attempt, self.reconnect_max, self._rng)
+        # paho waits min_delay on the next attempt after this call (floats work).
+        setter: Any = self._client.reconnect_delay_set
+        setter(delay, delay)
+        if self._attempt in (1, 5) or self._attempt % 20 == 0:
+            log.warning("mqtt %s: %s; reconnecting in %.1f s (attempt %d)", self.name,
+                        self.counters["last_error"], delay, self._attempt)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        now = self._clock()
+        if self._stopping:
+            return  # not acked: the broker delivers it again after the restart
+        if msg.qos == 0 and self._queue.qsize() >= self.max_queue:
+            self.counters["qos0_dropped"] += 1
+            return
+        self._queue.put((msg._topic, msg.payload, msg.qos, msg.mid, msg.dup, now,
+                         self._generation))
+
+    # -- worker -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        deadline: Optional[float] = None
+        while True:
+            if self._stop.is_set() and deadline is None:
+                deadline = time.monotonic() + self._stop_timeout
+            msgs = self._drain(self.ack_interval if self._pending or deadline else 0.25)
+            if msgs:
+                self._process(msgs)
+            elif self._pending:
+                self._flush_sink()
+            self._settle(0.0 if msgs else 0.02)
+            if deadline is not None and self._queue.empty() and (
+                    not self._pending or time.monotonic() > deadline):
+                return
+
+    def _drain(self, timeout: float) -> List[Tuple[Any, ...]]:
+        if self._pending_msgs > 20_000:  # stalled sink: let the window fill up
+            time.sleep(timeout)
+            return []
+        try:
+            first = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        out = [first]
+        while len(out) < MAX_GROUP:
+            try:
+                out.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+    def _process(self, msgs: List[Tuple[Any, ...]]) -> None:
+        lines: List[str] = []
+        acks: List[Tuple[int, int, int]] = []
+        pending_rows: List[Tuple[int, bytes, int, int]] = []
+        committed: List[Tuple[int, bytes]] = []
+        parsers = self._parsers
+        index = self._index
+        for raw_topic, payload, qos, mid, dup, receive_ns, generation in msgs:
+            if qos > 0:
+                acks.append((mid, qos, generation))
+            try:
+                topic = raw_topic.decode("utf-8")
+            except UnicodeDecodeError:
+                self.counters["messages_unmatched"] += 1
+                continue
+            parser, captured = _route(parsers, topic)
+            if parser is None:
+                self.counters["messages_unmatched"] += 1
+                continue
+            stats = self.stats[parser.template.template]
+            stats.messages_received += 1
+            digest = b""
+            seq = 0
+            if index is not None and qos > 0:
+                seq = index.next_seq()
+                digest = message_digest(raw_topic, payload, qos)
+                hit = index.lookup(mid, digest, seq) if dup else None
+                if hit is not None:
+                    if hit.committed:
+                        stats.duplicates_skipped += 1
+                        continue
+                    receive_ns = hit.receive_ns  # same time -> the same point again
+            try:
+                parsed = parser.parse(topic, payload, receive_ns, captured)
+            except Rejected as exc:
+                self._reject(stats, topic, exc.reason)
+                continue
+            lines.extend(parsed.lines)
+            stats.points += len(parsed.lines)
+            if digest:
+                pending_rows.append((mid, digest, receive_ns, seq))
+                committed.append((mid, digest))
+        ok, ticket = True, None
+        if pending_rows and index is not None:
+            ok, _ = self._retry("write the dedup index", lambda: index.record_pending(pending_rows))
+        if ok and lines:
+            ok, ticket = self._retry("add to the buffer", lambda: self.sink.add(lines, self.dest))
+        # A group that could not be added is never acked: the broker redelivers it.
+        self._pending.append(_Group(ticket, acks if ok else [], committed if ok else []))
+        self._pending_msgs += len(acks)
+
+    def _retry(self, what: str, fn: Callable[[], Any]) -> Tuple[bool, Any]:
+        """Run ``fn`` until it works; ``(False, None)`` only when stopping."""
+        delay = 0.1
+        while True:
+            try:
+                return True, fn()
+            except Exception as exc:  # a full disk, a closed buffer: keep the messages unacked
+                self.counters["last_error"] = f"cannot {what}: {exc}"
+                self._log_once("sink", "mqtt %s: cannot %s: %s; not acking, retrying",
+                               self.name, what, exc)
+                if self._stop.is_set():
+                    return False, None
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _flush_sink(self) -> None:
+        last = self._pending[-1].ticket
+        if last is None or last == self._flushed_ticket:
+            return
+        flush = getattr(self.sink, "flush", None)
+        if flush is not None:
+            flush()
+        self._flushed_ticket = last
+
+    def _settle(self, timeout: float) -> None:
+        while self._pending:
+            group = self._pending[0]
+            if group.ticket is not None and not self.sink.wait_durable(group.ticket, timeout):
+                now = time.monotonic()
+                if self._not_durable_since is None:
+                    self._not_durable_since = now
+                elif now - self._not_durable_since > 5.0:
+                    self.counters["backpressure"] = True
+                    self._log_once("durable", "mqtt %s: the disk buffer has not committed for "
+                                   "%.0f s; holding acks (the broker keeps the messages)",
+                                   self.name, now - self._not_durable_since)
+                return
+            self._not_durable_since = None
+            self.counters["backpressure"] = False
+            self._pending.popleft()
+            self._pending_msgs -= len(group.acks)
+            if group.committed and self._index is not None:
+                mark = functools.partial(self._index.mark_committed, group.committed)
+                self._retry("update the dedup index", mark)
+            self._ack(group.acks)
+            timeout = 0.0
+
+    def _ack(self, acks: List[Tuple[int, int, int]]) -> None:
+        with self._lock:
+            generation = self._generation
+            connected = self._connected
+            for mid, qos, gen in acks:
+                if connected and gen == generation:
+                    self._client.ack(mid, qos)
+                    self.counters["acked"] += 1
+                else:
+                    self.counters["stale_acks"] += 1
+
+    def _reject(self, stats: SubscriptionStats, topic: str, reason: str) -> None:
+        stats.messages_rejected += 1
+        stats.last_reject_reason = reason
+        stats.last_reject_topic = topic
+        self._log_once(f"reject:{topic.split('/', 1)[0]}",
+                       "mqtt %s: rejected a message on %r: %s", self.name, topic, reason)
+
+    def _log_once(self, key: str, fmt: str, *args: Any) -> None:
+        """Log at most once per ``log_interval`` per key, with the count suppressed since."""
+        now = time.monotonic()
+        last, suppressed = self._last_log.get(key, (-1e18, 0))
+        if now - last >= self.log_interval:
+            extra = f" ({suppressed} more since the last report)" if suppressed else ""
+            log.warning(fmt + extra, *args)
+            self._last_log[key] = (now, 0)
+        else:
+            self._last_log[key] = (last, suppressed + 1)
+
+
+def collect_once(config: Any, wait: float, *, default_tags: Optional[Dict[str, str]] = None,
+                 precision: str = "ns", clock: Callable[[], int] = time.time_ns) -> OnceResult:
+    """``edge-agent --once``: collect for ``wait`` seconds with a separate, clean session.
+
+    The client id gets a ``-once-<pid>`` suffix and a clean session, so the
+    running agent's persistent session (and its queued messages) is untouched.
+    """
+    encoder = LineEncoder(precision, default_tags)
+    parsers = _compile(config, list(_opt(config, "subscriptions", [])), encoder)
+    stats = {p.template.template: SubscriptionStats() for p in parsers}
+    lines: List[str] = []
+    lock = threading.Lock()
+    state: Dict[str, Any] = {"connected": False, "error": ""}
+    base = str(_opt(config, "client_id", "") or f"edge-agent-{_opt(config, 'name', 'mqtt')}")
+    client, connect = _build_client(config, f"{base}-once-{os.getpid()}", persistent=False,
+                                    manual_ack=False, receive_maximum=DEFAULT_RECEIVE_MAXIMUM)
+    qos = int(_opt(config, "qos", 1))
+    v5 = _protocol(config) == mqtt.MQTTv5
+
+    def on_connect(c: mqtt.Client, u: Any, flags: Any, reason: Any, props: Any) -> None:
+        if getattr(reason, "is_failure", False):
+            state["error"] = f"connection refused: {reason}"
+            return
+        state["connected"] = True
+        topics: Any = [(p.filter, SubscribeOptions(qos=qos) if v5 else qos) for p in parsers]
+        c.subscribe(topics)
+
+    def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        now = clock()
+        try:
+            topic = msg._topic.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        parser, captured = _route(parsers, topic)
+        if parser is None:
+            return
+        st = stats[parser.template.template]
+        with lock:
+            st.messages_received += 1
+            try:
+                parsed = parser.parse(topic, bytes(msg.payload), now, captured)
+            except Rejected as exc:
+                st.messages_rejected += 1
+                st.last_reject_reason, st.last_reject_topic = exc.reason, topic
+                return
+            lines.extend(parsed.lines)
+            st.points += len(parsed.lines)
+
+    def on_connect_fail(c: mqtt.Client, u: Any) -> None:
+        state["error"] = "cannot reach the broker"
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.on_connect_fail = on_connect_fail
+    connect()
+    try:
+        time.sleep(max(wait, 0.0))
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    with lock:
+        return OnceResult(list(lines), {k: asdict(v) for k, v in stats.items()},
+                          bool(state["connected"]), str(state["error"]))

@@ -1,0 +1,254 @@
+"""Topic templates and payload formats -> lines (pure, no broker)."""
+
+from __future__ import annotations
+
+import json
+import random
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from edge_agent.errors import ConfigError
+from edge_agent.lineproto import LineEncoder
+from edge_agent.sources.mqtt import backoff_delay
+from edge_agent.sources.mqtt_dedup import DedupIndex, message_digest
+from edge_agent.sources.mqtt_parse import MessageParser, Rejected, TopicTemplate
+
+T = 1_700_000_000_123_456_789  # receive time, ns
+
+
+def sub(**kw: Any) -> SimpleNamespace:
+    base = dict(topic="t/{field}", format="value", measurement=None, tags=None, field=None,
+                fields=None, types=None, time=None)
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def parser(default_tags: Any = None, source_tags: Any = None, max_payload: int = 256 * 1024,
+           **kw: Any) -> MessageParser:
+    return MessageParser(sub(**kw), LineEncoder("ns", default_tags), source_tags, None,
+                         max_payload)
+
+
+def lines(p: MessageParser, topic: str, payload: bytes, t: int = T) -> list:
+    return list(p.parse(topic, payload, t).lines)
+
+
+def reason(p: MessageParser, topic: str, payload: bytes) -> str:
+    with pytest.raises(Rejected) as info:
+        p.parse(topic, payload, T)
+    return info.value.reason
+
+
+# ------------------------------------------------------------------ templates
+
+
+def test_template_compiles_to_filter_and_captures() -> None:
+    t = TopicTemplate.compile("sensors/{room}/{device}/{field}")
+    assert t.filter == "sensors/+/+/+"
+    assert t.captures == ("room", "device", "field")
+    assert t.match("sensors/kitchen/d1/temp") == {"room": "kitchen", "device": "d1",
+                                                  "field": "temp"}
+    assert t.match("sensors/kitchen/d1") is None
+    assert t.match("sensors/kitchen/d1/temp/x") is None
+    assert t.match("other/kitchen/d1/temp") is None
+
+
+def test_template_wildcards() -> None:
+    t = TopicTemplate.compile("home/+/{device}/#")
+    assert t.filter == "home/+/+/#"
+    assert t.match("home/a/d/x/y") == {"device": "d"}
+    assert t.match("home/a/d") == {"device": "d"}  # '#' also matches the parent level
+    assert t.match("home/a") is None
+    assert TopicTemplate.compile("#").match("any/thing") == {}
+
+
+@pytest.mark.parametrize("bad", ["a/{x}/{x}", "a/#/b", "a/dev_{id}", "a/b+", ""])
+def test_template_errors(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        TopicTemplate.compile(bad)
+
+
+def test_measurement_and_field_captures_and_tag_precedence() -> None:
+    p = parser(topic="{measurement}/{room}/{field}", format="value", tags={"room": "cfg", "s": "1"},
+               default_tags={"site": "gh", "s": "0"}, source_tags={"src": "mqtt", "s": "2"})
+    assert lines(p, "climate/kitchen/temp", b"21.5") == [
+        f"climate,room=kitchen,s=1,site=gh,src=mqtt temp=21.5 {T}"]
+
+
+@pytest.mark.parametrize("level", ["a b", "a,b", "a=b", ""])
+def test_bad_captured_level_rejected(level: str) -> None:
+    p = parser(topic="s/{room}/{field}", measurement="m")
+    assert "topic level" in reason(p, f"s/{level}/temp", b"1")
+
+
+# ------------------------------------------------------------------ value
+
+
+@pytest.mark.parametrize("payload,expected", [
+    (b"21.5", "v=21.5"), (b" 3 ", "v=3"), (b"-1e3", "v=-1000"), (b"true", "v=true"),
+    (b"FALSE", "v=false"), (b"on", 'v="on"'), (b'say "hi"', 'v="say \\"hi\\""'),
+])
+def test_value_format(payload: bytes, expected: str) -> None:
+    p = parser(topic="x/{field}", measurement="m")
+    assert lines(p, "x/v", payload) == [f"m {expected} {T}"]
+
+
+def test_value_field_option_and_default_name() -> None:
+    assert lines(parser(topic="x/y", measurement="m", field="temp"), "x/y", b"1") == [
+        f"m temp=1 {T}"]
+    assert lines(parser(topic="x/y", measurement="m"), "x/y", b"1") == [f"m value=1 {T}"]
+    assert lines(parser(topic="x/y"), "x/y", b"1") == [f"mqtt value=1 {T}"]
+
+
+def test_value_types_int() -> None:
+    p = parser(topic="x/{field}", measurement="m", types={"n": "int"})
+    assert lines(p, "x/n", b"42") == [f"m n=42i {T}"]
+    assert "not an integer" in reason(p, "x/n", b"4.5")
+    assert "string where int" in reason(p, "x/n", b"abc")
+
+
+@pytest.mark.parametrize("payload", [b"nan", b"NaN", b"inf", b"-Infinity", b"1e999"])
+def test_value_nan_inf_rejected(payload: bytes) -> None:
+    assert reason(parser(topic="x/{field}"), "x/v", payload)
+
+
+def test_value_empty_and_bad_utf8() -> None:
+    p = parser(topic="x/{field}")
+    assert "empty" in reason(p, "x/v", b"  ")
+    assert "UTF-8" in reason(p, "x/v", b"\xff\xfe1")
+
+
+def test_payload_above_max_rejected() -> None:
+    p = parser(topic="x/{field}", max_payload=10)
+    assert lines(p, "x/v", b"1234567890") == [f"mqtt v=1234567890 {T}"]
+    assert "max_payload" in reason(p, "x/v", b"12345678901")
+
+
+# ------------------------------------------------------------------ json
+
+
+def test_json_object_numbers_float_bools_strings_nested() -> None:
+    p = parser(topic="z/{device}", format="json", measurement="zigbee")
+    payload = json.dumps({"temperature": 21, "ok": True, "name": "a b", "nested": {"x": 1.5,
+                          "deep": {"y": 2}}, "list": [1, 2], "nothing": None}).encode()
+    assert lines(p, "z/plug", payload) == [
+        f'zigbee,device=plug name="a b",nested_deep_y=2,nested_x=1.5,ok=true,temperature=21 {T}']
+
+
+def test_json_fields_paths_types_and_time() -> None:
+    p = parser(topic="z/{device}", format="json", measurement="zigbee",
+               fields={"temperature": "temperature", "link": "radio.lqi", "b": "battery"},
+               types={"link": "int"}, time={"key": "ts", "precision": "ms"})
+    payload = b'{"temperature": 20.5, "radio": {"lqi": 87}, "battery": 99, "ts": 1700000000123}'
+    assert lines(p, "z/s1", payload) == [
+        "zigbee,device=s1 b=99,link=87i,temperature=20.5 1700000000123000000"]
+    assert p.parse("z/s1", payload, T).own_time is True
+    assert "missing" in reason(p, "z/s1", b'{"temperature": 1, "battery": 1, "ts": 1}')
+
+
+def test_json_time_iso_and_seconds_float_and_excluded_from_fields() -> None:
+    p = parser(topic="j", format="json", measurement="m", time={"key": "t", "precision": "s"})
+    assert lines(p, "j", b'{"v": 1, "t": "2024-05-17T12:34:56.000336Z"}') == [
+        "m v=1 1715949296000336000"]
+    assert lines(p, "j", b'{"v": 1, "t": 1.5}') == ["m v=1 1500000000"]
+    assert "missing" in reason(p, "j", b'{"v": 1}')
+
+
+def test_json_array_gives_several_points() -> None:
+    p = parser(topic="j", format="json", measurement="m")
+    assert lines(p, "j", b'[{"a": 1}, {"a": 2}]') == [f"m a=1 {T}", f"m a=2 {T}"]
+
+
+@pytest.mark.parametrize("payload,why", [
+    (b"{not json", "invalid JSON"), (b'{"a": NaN}', "NaN"), (b'{"a": Infinity}', "Infinity"),
+    (b"42", "not an object"), (b"[]", "empty"), (b"[1]", "not an object"), (b"{}", "no fields"),
+    (b'{"a": "x\\ny"}', "newline"), (b"[" * 5000 + b"]" * 5000, "JSON"),
+])
+def test_json_bad_input(payload: bytes, why: str) -> None:
+    assert why in reason(parser(topic="j", format="json"), "j", payload)
+
+
+def test_json_string_where_number_configured() -> None:
+    p = parser(topic="j", format="json", types={"a": "float"})
+    assert "string where float" in reason(p, "j", b'{"a": "12"}')
+
+
+# ------------------------------------------------------------------ kv
+
+
+def test_kv_both_separators() -> None:
+    p = parser(topic="k/{room}", format="kv", measurement="m")
+    expected = [f"m,room=r a=1,b=2.5,c=true,d=\"x\" {T}"]
+    assert lines(p, "k/r", b"a=1 b=2.5 c=true d=x") == expected
+    assert lines(p, "k/r", b"a=1,b=2.5,c=true,d=x") == expected
+    assert "key=value" in reason(p, "k/r", b"a=1 junk")
+    assert "NaN" in reason(p, "k/r", b"a=nan")
+
+
+# ------------------------------------------------------------------ influx
+
+
+def test_influx_merges_tags_under_the_lines_own() -> None:
+    p = parser(topic="lp/{device}", format="influx", tags={"src": "mqtt", "room": "cfg"},
+               default_tags={"site": "gh"})
+    payload = b'cpu,room=lab\\ 1,host=a usage=0.5,s="x y" 123\n\n# comment\nmem free=1i'
+    assert lines(p, "lp/d1", payload) == [
+        'cpu,device=d1,host=a,room=lab\\ 1,site=gh,src=mqtt usage=0.5,s="x y" 123',
+        f"mem,device=d1,room=cfg,site=gh,src=mqtt free=1i {T}",
+    ]
+    assert p.parse("lp/d1", payload, T).own_time is False
+
+
+def test_influx_timestamp_precision_and_bad_lines() -> None:
+    p = parser(topic="lp", format="influx", time={"key": None, "precision": "s"})
+    assert lines(p, "lp", b"m v=1 17") == ["m v=1 17000000000"]
+    assert reason(p, "lp", b"m")
+    assert reason(p, "lp", b"m v=1 12x")
+    assert reason(p, "lp", b'm s="open 1')
+    assert reason(p, "lp", b"m,novalue v=1")
+
+
+# ------------------------------------------ fuzz-ish: never anything but Rejected
+
+
+def test_random_payloads_only_ever_reject() -> None:
+    rng = random.Random(5)
+    parsers = [parser(topic="f/{a}/{field}", format=f) for f in ("value", "json", "influx", "kv")]
+    for _ in range(3000):
+        payload = bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+        level = "".join(rng.choice("ab =,\\\"{}") for _ in range(rng.randrange(4)))
+        for p in parsers:
+            try:
+                out = p.parse(f"f/{level}/v", payload, T)
+            except Rejected:
+                continue
+            for line in out.lines:
+                assert "\n" not in line and line
+
+
+# ------------------------------------------------------------------ dedup index and backoff
+
+
+def test_dedup_index_persists_and_respects_window(tmp_path: Any) -> None:
+    d = message_digest(b"t", b"1", 1)
+    index = DedupIndex(tmp_path / "i.sqlite", window=10)
+    index.record_pending([(5, d, 111, index.next_seq())])
+    assert index.lookup(5, d) == index.lookup(5, d) and not index.lookup(5, d).committed
+    index.mark_committed([(5, d)])
+    index.close()
+    again = DedupIndex(tmp_path / "i.sqlite", window=10)
+    hit = again.lookup(5, d)
+    assert hit is not None and hit.committed and hit.receive_ns == 111
+    assert again.lookup(5, message_digest(b"t", b"2", 1)) is None
+    assert again.lookup(6, d) is None
+    assert again.lookup(5, d, seq=again.seq + 11) is None  # a reused mid, long ago
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    rng = random.Random(1)
+    delays = [backoff_delay(k, 30.0, rng) for k in range(1, 12)]
+    assert all(0.5 <= d < 30.0 for d in delays)
+    assert delays[-1] >= 15.0
+    assert len({round(backoff_delay(8, 30.0, rng), 6) for _ in range(5)}) == 5
