@@ -206,8 +206,12 @@ class MosquittoServer(_Process):
         self.port = port or free_port()
         self.config_path = workdir / "mosquitto.conf"
         (workdir / "data").mkdir(exist_ok=True)
+        # Run as root (CI), mosquitto drops to the "mosquitto" user, which cannot
+        # write the persistence file in our temp dir: sessions would not survive
+        # a restart. Staying root keeps the harness honest about persistence.
+        run_as = "user root\n" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
         self.config_path.write_text(
-            f"""listener {self.port} 127.0.0.1
+            f"""{run_as}listener {self.port} 127.0.0.1
 allow_anonymous true
 persistence true
 persistence_location {workdir}/data/

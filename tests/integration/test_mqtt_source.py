@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -17,7 +16,6 @@ from edge_agent.sources.mqtt import MqttSource, collect_once
 
 # Running as root, mosquitto drops to the "mosquitto" user and cannot write its
 # persistence file into our temp dir: a restart would then lose the session.
-ROOT_EXTRA = "user root" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
 
 
 class MemorySink:
@@ -200,7 +198,7 @@ def test_broker_restart_mid_stream_loses_nothing(
         mosquitto_factory: Callable[..., Any], tmp_path: Path) -> None:
     # mosquitto's max_queued_messages (1000 by default) counts what it holds for
     # an offline client; beyond it the broker drops. Raised here, as a user would.
-    broker = mosquitto_factory(ROOT_EXTRA + "\nmax_queued_messages 10000")
+    broker = mosquitto_factory("max_queued_messages 10000")
     cfg = config(broker.url, [dict(topic="n/{field}", measurement="m")], reconnect_max=1.0)
     sink = MemorySink()
     sink.durable.clear()  # commits stall: the window is full of unacked messages
@@ -251,7 +249,7 @@ def test_protocol_311_persistent_session(mosquitto: Any, publisher: Publisher,
 
 def test_update_subscriptions_subscribes_now_and_after_reconnect(
         mosquitto_factory: Callable[..., Any], tmp_path: Path) -> None:
-    broker = mosquitto_factory(ROOT_EXTRA)
+    broker = mosquitto_factory()
     a = dict(topic="a/{field}", measurement="a")
     cfg = config(broker.url, [a], reconnect_max=1.0)
     sink = MemorySink()
