@@ -122,6 +122,7 @@ class I2CSource(Source):
         self._rng = random.Random()
         self._driver: Any = None
         self._bus_lock: Optional[threading.Lock] = None
+        self._holding = False  # this source's thread holds the bus lock (inside a read)
         self._factory = driver_factory or self._make_driver
         self.backoff = DeviceBackoff(base=max(self.interval, 1.0))
         #: clock times of the last polls (bounded), for tests and the bench
@@ -131,7 +132,26 @@ class I2CSource(Source):
         from ..sensors import I2C_DRIVERS
 
         bus, self._bus_lock = open_bus(self.config.bus)
-        return I2C_DRIVERS[self.config.driver](bus, self.config.address, dict(self.config.options))
+        return I2C_DRIVERS[self.config.driver](bus, self.config.address,
+                                               dict(self.config.options), sleep=self._bus_sleep)
+
+    def _bus_sleep(self, seconds: float) -> None:
+        """A driver's conversion wait (BH1750: 180 ms): the bus is free meanwhile.
+
+        The chip converts on its own once commanded, so other devices on the bus
+        may talk in between; holding the lock through the wait would make a
+        slow chip cost every other device its schedule.
+        """
+        lock = self._bus_lock
+        if lock is None or not self._holding:
+            time.sleep(seconds)
+            return
+        self._holding = False
+        lock.release()
+        time.sleep(seconds)
+        if not lock.acquire(timeout=max(self.interval * BUS_PATIENCE, 0.05)):
+            raise TimeoutError(f"bus {self.config.bus} stayed busy after a conversion wait")
+        self._holding = True
 
     # -- one poll -------------------------------------------------------------
 
@@ -163,11 +183,14 @@ class I2CSource(Source):
                     self.failed(f"bus {self.config.bus} busy for more than {patience:.3g}s "
                                 "(another device on it is not answering); poll skipped")
                     return None
+                self._holding = True
                 try:
                     stamp = self._now_ns()  # the sample is taken now, not while queueing
                     reading = self._driver.read()
                 finally:
-                    lock.release()
+                    if self._holding:
+                        self._holding = False
+                        lock.release()
         except (OSError, SensorError, ValueError) as exc:
             self._driver = None  # set the chip up again (calibration, mode) when it returns
             self.backoff = self.backoff.failed(self.clock() if scheduled is None else scheduled)
