@@ -47,6 +47,8 @@ class SegmentQueue(Protocol):
 
     def remove(self, ids: Sequence[int]) -> int: ...
 
+    def __len__(self) -> int: ...  # segments waiting
+
 
 class _Transport(Protocol):
     def write(self, dest: Destination, body: bytes) -> WriteResult: ...
@@ -154,7 +156,12 @@ class Flusher:
                 step = Step("retry", wait=interval)
             if step.kind in ("written", "dropped") and step.wait == 0:
                 continue
-            self._wake.wait(step.wait if step.kind != "empty" else interval)
+            if step.kind == "retry":
+                # New data (notify) must not cut a backoff short: only stop() may.
+                self._stopping.wait(step.wait)
+                self._wake.clear()
+                continue
+            self._wake.wait(step.wait or interval)
             self._wake.clear()
 
     # -- one step -----------------------------------------------------------
@@ -175,7 +182,9 @@ class Flusher:
             return Step("empty")
         points = sum(seg.count for _, seg in batch)
         now = self.clock()
-        if wait_for_full and points < opts.batch_size:
+        # A batch is full at batch_size points, or when more segments wait behind
+        # it (the next one did not fit): a backlog never waits for flush_interval.
+        if wait_for_full and points < opts.batch_size and len(self.queue) <= len(batch):
             due = self._last_send + opts.flush_interval / 1000.0
             if now < due and self._schedule.attempt == 0:
                 return Step("empty", wait=due - now)
