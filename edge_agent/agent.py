@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 from .buffer import DiskBuffer
 from .config import Config, load_config
 from .deadletter import DeadLetters
-from .destination import Destination
+from .destination import Destination, retarget_to
 from .durable import DurableWriter
 from .errors import EdgeAgentError
 from .flusher import Flusher
@@ -36,6 +36,7 @@ log = logging.getLogger("edge_agent.agent")
 
 STATUS_FILE = "status.json"
 SHUTDOWN_FLUSH_TIMEOUT = 10.0
+EVICTION_CHECK = 60.0  # seconds between max_age checks
 
 
 def register_secrets(config: Config) -> None:
@@ -95,7 +96,7 @@ class Agent:
         self.dest = config.influx.destination()
         self.transport = Transport(InfluxSettings(**config.influx.settings()))
         self.flusher = Flusher(self.buffer, self.transport, self.options, self.dead_letters,
-                               durable=True)
+                               durable=True, route=retarget_to(self.dest))
         self.sources = build_sources(config, self.writer, self.dest)
         self._stop = threading.Event()
         self._reload = threading.Event()
@@ -130,6 +131,7 @@ class Agent:
         metrics_every = self.config.agent.internal_metrics
         next_metrics = time.monotonic() + metrics_every if metrics_every else None
         next_status = 0.0
+        next_eviction = time.monotonic() + EVICTION_CHECK
         while not self._stop.wait(min(1.0, watchdog or 1.0)):
             if self._reload.is_set():
                 self._reload.clear()
@@ -143,8 +145,17 @@ class Agent:
             if now >= next_status:
                 self.write_status()
                 next_status = now + 2.0
+            if now >= next_eviction:  # max_age holds during an outage with no new data too
+                self._evict_expired()
+                next_eviction = now + EVICTION_CHECK
         self.shutdown()
         return 0
+
+    def _evict_expired(self) -> None:
+        try:
+            self.buffer.evict_expired()
+        except EdgeAgentError as exc:
+            log.error("buffer age check failed: %s", exc)
 
     def healthy(self) -> bool:
         """The threads that must run are running (the watchdog's condition)."""
@@ -166,7 +177,8 @@ class Agent:
         self.stop_sources()
         self.writer.close()
         self.flusher.stop()
-        delivered = self.flusher.drain(flush_timeout)
+        # One last try, bounded; a server that is down is not waited for.
+        delivered = self.flusher.drain(flush_timeout, give_up_on_failure=True)
         left = self.buffer.stats().points
         if left:
             log.info("stopped with %d point(s) kept in the buffer for the next start", left)
@@ -197,7 +209,7 @@ class Agent:
         self.transport = Transport(InfluxSettings(**new.influx.settings()))
         self.options = WriteOptions(**new.write_options())
         self.flusher = Flusher(self.buffer, self.transport, self.options, self.dead_letters,
-                               durable=True)
+                               durable=True, route=retarget_to(self.dest))
         self.flusher.start()
         self.sources = build_sources(new, self.writer, self.dest)
         for source in self.sources:

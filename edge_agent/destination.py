@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Callable
 
 from .lineproto import normalize_precision
 
-__all__ = ["Destination"]
+__all__ = ["Destination", "retarget_to"]
 
 
 @dataclass(frozen=True)
@@ -33,3 +34,17 @@ class Destination:
     def from_key(cls, key: str) -> Destination:
         bucket, org, precision = json.loads(key)
         return cls(bucket, org, precision)
+
+
+def retarget_to(current: Destination) -> Callable[[Destination], Destination]:
+    """A route that sends every segment to ``current``'s bucket and org.
+
+    The precision stays the segment's own: its lines' timestamps were written in it.
+    """
+
+    def route(dest: Destination) -> Destination:
+        if dest.bucket == current.bucket and dest.org == current.org:
+            return dest
+        return Destination(current.bucket, current.org, dest.precision)
+
+    return route

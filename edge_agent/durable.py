@@ -58,7 +58,7 @@ class DurableWriter:
         commit_interval: float = 0.1,
         batch_size: int = 1000,
         clock: Callable[[], float] = time.time,
-        max_pending: int = 100_000,
+        max_pending: int = 20_000,
     ) -> None:
         if commit_interval <= 0 or batch_size < 1 or max_pending < 1:
             raise ValueError("commit_interval, batch_size and max_pending must be positive")

@@ -108,8 +108,12 @@ class Flusher:
         callbacks: Optional[Callbacks] = None,
         clock: Callable[[], float] = time.monotonic,
         rng: Optional[random.Random] = None,
+        route: Optional[Callable[[Destination], Destination]] = None,
     ) -> None:
         self.queue = queue
+        # The agent sends every segment to the configured bucket (a segment
+        # buffered under an old, mistyped bucket must not block the queue).
+        self.route = route
         self.transport = transport
         self.options = options
         self.dead_letters = dead_letters
@@ -193,6 +197,8 @@ class Flusher:
             if pause > 0 and not self._stopping.is_set():
                 self._stopping.wait(pause)
         dest = batch[0][1].dest
+        if self.route is not None:
+            dest = self.route(dest)
         ids = [seg_id for seg_id, _ in batch]
         body = b"\n".join(seg.data for _, seg in batch)
         self._last_send = now
@@ -275,7 +281,7 @@ class Flusher:
                 return Step("dropped", dropped=points, result=result)
             wait = self.options.max_retry_delay / 1000.0
             log.error("delivery attempt ended after %d retries (%s); %d point(s) kept on "
-                      "disk, next attempt in %.0fs", self._schedule.attempt,
+                      "disk, next attempt in %.1fs", self._schedule.attempt,
                       _describe(result), points, wait)
             self._schedule = self._fresh
             return Step("retry", wait=wait, result=result)
@@ -295,13 +301,22 @@ class Flusher:
 
     # -- draining -----------------------------------------------------------
 
-    def drain(self, timeout: float) -> bool:
-        """Deliver until the buffer is empty; ``False`` if time ran out first."""
+    def drain(self, timeout: float, give_up_on_failure: bool = False) -> bool:
+        """Deliver until the buffer is empty; ``False`` if time ran out first.
+
+        With ``give_up_on_failure`` (shutdown, ``--once``: someone is waiting)
+        it stops at the first failure instead of sleeping through the backoff,
+        unless the server asked for a pause (429/503 with Retry-After) that fits
+        in ``timeout``. The data stays in the buffer either way.
+        """
         deadline = self.clock() + timeout
         while True:
             step = self.step()
             if step.kind == "empty":
                 return True
+            if step.kind == "retry" and give_up_on_failure and (
+                    step.result is None or step.result.outcome is not Outcome.THROTTLED):
+                return False
             if step.wait:
                 if self.clock() + step.wait > deadline:
                     return False

@@ -13,7 +13,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from .config import Config
-from .destination import Destination
+from .destination import Destination, retarget_to
 
 __all__ = ["run_once", "ListSink"]
 
@@ -86,30 +86,6 @@ def read_sources(config: Config, sink: ListSink, dest: Destination, wait: float,
     return ok
 
 
-def _drain_once(flusher: Any, timeout: float) -> bool:
-    """Deliver until the buffer is empty; stop at the first failure.
-
-    A technician waits for this report: unlike the agent, do not sleep through
-    the backoff schedule when InfluxDB is down or misconfigured (the data stays
-    in the buffer either way). Only a server that asks us to wait (429/503
-    with Retry-After) is waited for, within ``timeout``.
-    """
-    from .transport import Outcome
-
-    deadline = time.monotonic() + timeout
-    while True:
-        step = flusher.step()
-        if step.kind == "empty":
-            return True
-        if step.kind != "retry":
-            continue
-        if step.result is None or step.result.outcome is not Outcome.THROTTLED:
-            return False
-        if time.monotonic() + step.wait > deadline:
-            return False
-        time.sleep(step.wait)
-
-
 def _deliver(config: Config, lines: List[str], dest: Destination, out: TextIO) -> bool:
     from .buffer import DiskBuffer
     from .deadletter import DeadLetters
@@ -143,8 +119,11 @@ def _deliver(config: Config, lines: List[str], dest: Destination, out: TextIO) -
             ok = False
             out.write(f"  reachable  NO: {ping.message}\n")
         written_before = int(buffer.counters.get("written") or 0)
-        flusher = Flusher(buffer, transport, options, dead, durable=True)
-        delivered = _drain_once(flusher, timeout=min(30.0, options.max_retry_delay / 1000))
+        flusher = Flusher(buffer, transport, options, dead, durable=True,
+                          route=retarget_to(dest))
+        # A technician waits for this report: stop at the first failure.
+        delivered = flusher.drain(min(30.0, options.max_retry_delay / 1000),
+                                  give_up_on_failure=True)
         written = int(buffer.counters.get("written") or 0) - written_before
         last = flusher.last_result
         if last is not None and last.outcome is Outcome.AUTH:

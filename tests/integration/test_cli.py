@@ -251,6 +251,17 @@ def test_once_with_wrong_database_fails_clearly_and_keeps_points(
     assert report_value(out, "buffer:").startswith("2 point(s)")
     assert "Traceback" not in result.stderr
 
+    # The user fixes the database name: the points buffered under the wrong
+    # one go to the configured database, and nothing is stuck behind them.
+    influx.create_database("fixed_db")
+    config = once_config(tmp_path / "agent.yaml", tmp_path / "state", influx.url, "fixed_db")
+    result = run("--once", "-c", str(config))
+    assert result.returncode == 0, result.stdout
+    assert report_value(result.stdout, "written").startswith("4 point(s)")
+    assert report_value(result.stdout, "buffer:").startswith("0 point(s)")
+    assert sum(len(influx.rows("fixed_db", f'SELECT * FROM "{m}"'))
+               for m in ("climate", "soil")) == 4
+
 
 # -- status ---------------------------------------------------------------------------------
 

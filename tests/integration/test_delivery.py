@@ -189,3 +189,25 @@ def test_batches_never_mix_destinations(fault_server):
     buckets = [(r.query["bucket"], r.query["precision"], len(r.lines))
                for r in fault_server.write_requests()]
     assert buckets == [("b", "ns", 2), ("other", "s", 1), ("b", "ns", 2)]
+
+
+def test_route_sends_old_segments_to_the_configured_bucket(fault_server):
+    from edge_agent.destination import retarget_to
+
+    queue, flusher, _, _ = make(fault_server)
+    flusher.route = retarget_to(DEST)
+    queue.append(Destination("typo", "o", "s"), b"m v=1i 1", 1, 0.0)
+    assert flusher.step().kind == "written"
+    (req,) = fault_server.write_requests()
+    assert (req.query["bucket"], req.query["precision"]) == ("b", "s")  # precision kept
+
+
+def test_drain_can_give_up_at_the_first_failure(fault_server):
+    fault_server.script(error_answer(500, "boom"), error_answer(429, "wait", retry_after=0.2))
+    queue, flusher, _, _ = make(fault_server)
+    put(queue, lines(2))
+    assert flusher.drain(30.0, give_up_on_failure=True) is False
+    assert len(queue) == 1 and len(fault_server.write_requests()) == 1
+    # a server that asks for a short pause is waited for
+    assert flusher.drain(30.0, give_up_on_failure=True) is True
+    assert len(queue) == 0 and len(fault_server.write_requests()) == 3
