@@ -81,6 +81,10 @@ def forget_bus(spec: Any) -> None:
         _BUSES.pop(bus_key(spec), None)
 
 
+class _BusBusy(Exception):
+    """The bus was not free again after a conversion wait (another device holds it)."""
+
+
 def _describe(exc: BaseException, address: int, bus: Any) -> str:
     if isinstance(exc, OSError) and exc.errno == 121:
         return (f"no answer at address 0x{address:02x} on bus {bus} (errno 121): "
@@ -123,6 +127,7 @@ class I2CSource(Source):
         self._driver: Any = None
         self._bus_lock: Optional[threading.Lock] = None
         self._holding = False  # this source's thread holds the bus lock (inside a read)
+        self._read_deadline = 0.0  # monotonic time by which a read must have the bus back
         self._factory = driver_factory or self._make_driver
         self.backoff = DeviceBackoff(base=max(self.interval, 1.0))
         #: clock times of the last polls (bounded), for tests and the bench
@@ -149,8 +154,9 @@ class I2CSource(Source):
         self._holding = False
         lock.release()
         time.sleep(seconds)
-        if not lock.acquire(timeout=max(self.interval * BUS_PATIENCE, 0.05)):
-            raise TimeoutError(f"bus {self.config.bus} stayed busy after a conversion wait")
+        # The whole read stays within the bus patience, so it never overruns its tick.
+        if not lock.acquire(timeout=max(0.0, self._read_deadline - time.monotonic())):
+            raise _BusBusy()
         self._holding = True
 
     # -- one poll -------------------------------------------------------------
@@ -178,15 +184,20 @@ class I2CSource(Source):
                 reading = self._driver.read()
             else:
                 patience = max(self.interval * BUS_PATIENCE, 0.05)
+                self._read_deadline = time.monotonic() + patience
+                busy = (f"bus {self.config.bus} busy for more than {patience:.3g}s "
+                        "(another device on it is not answering); poll skipped")
                 if not lock.acquire(timeout=patience):
                     # not this device's fault: no backoff, just a lost poll
-                    self.failed(f"bus {self.config.bus} busy for more than {patience:.3g}s "
-                                "(another device on it is not answering); poll skipped")
+                    self.failed(busy)
                     return None
                 self._holding = True
                 try:
                     stamp = self._now_ns()  # the sample is taken now, not while queueing
                     reading = self._driver.read()
+                except _BusBusy:
+                    self.failed(busy)
+                    return None
                 finally:
                     if self._holding:
                         self._holding = False

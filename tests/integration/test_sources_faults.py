@@ -33,7 +33,7 @@ from edge_agent.sources.serial import SerialSource
 
 DEST = Destination("db")
 INTERVAL = 0.2
-TOLERANCE = 0.05  # "on the grid" on a loaded machine; a blocked poll is off by >= 0.2 s
+TOLERANCE = 0.1  # "not blocked": a blocked poll is off by >= 0.2 s; load jitter stays below
 _names = itertools.count()
 
 
