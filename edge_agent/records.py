@@ -79,10 +79,15 @@ class Serializer:
             yield from self._other(record, kwargs)
 
     def to_list(self, record: Any, **kwargs: Any) -> List[str]:
+        if type(record) is list or type(record) is tuple:
+            return list(self._sequence(record, kwargs))  # one generator layer fewer
         return list(self.lines(record, **kwargs))
 
     def to_bytes(self, record: Any, **kwargs: Any) -> bytes:
         """All lines of ``record`` joined by ``\\n`` (no trailing newline)."""
+        if type(record) is list or type(record) is tuple:
+            # The common batch: one generator layer fewer (~3% of a dict's cost).
+            return "\n".join(self._sequence(record, kwargs)).encode("utf-8")
         return "\n".join(self.lines(record, **kwargs)).encode("utf-8")
 
     def _sequence(self, records: Iterable[Any], kwargs: Mapping[str, Any]) -> Iterator[str]:

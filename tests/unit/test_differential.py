@@ -76,15 +76,17 @@ def test_seed_examples_match_reference(build: Build) -> None:
 # tests) and empty (the reference silently drops an empty tag key; we raise).
 _name_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\t")
 names = st.text(_name_chars, min_size=1, max_size=12)
-hostile = st.sampled_from([" ", ",", "=", '"', "\\", "\\ ", "a\\", "é", "温度", "💡", "#"])
+hostile = st.sampled_from([" ", ",", "=", '"', "\\", "\\ ", "a\\", "é", "温度", "💡", "#",
+                          "{", "}", "{v}", "'"])
 name = st.one_of(names, st.lists(hostile | names, min_size=1, max_size=4).map("".join))
-field_value = st.one_of(
+FIELD_KINDS = [
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(allow_nan=True, allow_infinity=True),
     st.booleans(),
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=20),
     st.none(),
-)
+]
+field_value = st.one_of(*FIELD_KINDS)
 tag_value = st.one_of(name, st.just(""), st.none())
 
 
@@ -122,6 +124,31 @@ def test_generated_dicts_match_reference_write_path(specs: List[Dict[str, Any]])
     expected = [ref_line(RefPoint.from_dict(s)) for s in specs]
     ours = Serializer("ns").to_list(specs)
     assert ours == [line for line in expected if line]
+
+
+@st.composite
+def shape_runs(draw: st.DrawFn) -> List[Dict[str, Any]]:
+    """One shape (measurement, tags, field keys) written again and again with
+    new values: the steady state, where the encoder uses compiled formatters.
+    Each field keeps a value kind, with an occasional other kind, NaN or None."""
+    spec = draw(point_specs())
+    kinds = {key: draw(st.sampled_from(FIELD_KINDS)) for key in spec["fields"]}
+    rows = draw(st.lists(
+        st.fixed_dictionaries({key: st.one_of(kind, kind, kind, field_value)
+                               for key, kind in kinds.items()}),
+        min_size=2, max_size=8))
+    return [dict(spec, fields=row) for row in rows]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shape_runs())
+def test_repeated_shapes_match_reference(run: List[Dict[str, Any]]) -> None:
+    expected = [ref_line(build_from(RefPoint, spec)) for spec in run]
+    assert [build_from(Point, spec).to_line_protocol() for spec in run] == expected
+    serializer = Serializer("ns")
+    assert serializer.to_list([build_from(Point, spec) for spec in run]) == \
+        [line for line in expected if line]
+    assert serializer.to_list(run) == [line for line in expected if line]
 
 
 # --------------------------------------------------------------------------- deliberate differences

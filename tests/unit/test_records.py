@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import namedtuple
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Iterator
 
 import pandas as pd
 import pytest
 
-from edge_agent import Point
+from edge_agent import Point, lineproto
 from edge_agent.lineproto import DROPS, Drops, LineEncoder
 from edge_agent.records import Serializer
 
@@ -167,3 +168,132 @@ def test_drops_default_counter_counts_empty_points() -> None:
     assert Serializer().to_list([{"measurement": "m", "fields": {}},
                                  {"measurement": "m", "fields": {"v": None}}]) == []
     assert DROPS.take() == (0, 2)
+
+
+# --------------------------------------------------------------------------- compiled formatters
+
+
+def _steady(enc: LineEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From here on, a line taking the general loop fails the test."""
+    def general(*args: Any) -> None:
+        raise AssertionError("took the general loop")
+
+    monkeypatch.setattr(enc, "_encode_fields", general)
+
+
+ALL_TYPES = {"f": 1.5, "whole": 2.0, "i": -3, "big": 2**63 - 1, "s": 'a "b" \\c,d=e f',
+             "t": True, "no": False, "neg0": -0.0, "tiny": 5e-324, "huge": 1e300}
+ALL_TYPES_LINE = ('m,h=x big=9223372036854775807i,f=1.5,huge=1e+300,i=-3i,neg0=-0,no=false,'
+                  's="a \\"b\\" \\\\c,d=e f",t=true,tiny=5e-324,whole=2 7')
+
+
+def test_compiled_formatter_writes_every_field_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    enc = LineEncoder("ns")
+    lines = [enc.encode("m", {"h": "x"}, dict(ALL_TYPES), 7) for _ in range(2)]
+    assert lines == [ALL_TYPES_LINE] * 2  # first sighting and compile
+    _steady(enc, monkeypatch)
+    assert enc.encode("m", {"h": "x"}, dict(ALL_TYPES), 7) == ALL_TYPES_LINE
+    assert enc.encode("m", {"h": "x"}, dict(ALL_TYPES)) == ALL_TYPES_LINE[:-2]  # no time
+    # Another series with the same fields shares the compiled formatter.
+    assert enc.encode("m", {"h": "y"}, dict(ALL_TYPES), 7) == ALL_TYPES_LINE.replace("h=x", "h=y")
+
+
+def test_compiled_formatter_converts_time_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    enc = LineEncoder("ms")
+    for _ in range(2):
+        enc.encode("m", None, {"v": 1.25}, 5, "s")
+    _steady(enc, monkeypatch)
+    assert enc.encode("m", None, {"v": 1.25}, 5, "s") == "m v=1.25 5000"
+    assert enc.encode("m", None, {"v": 1.25}, datetime(1970, 1, 1, 0, 0, 1)) == "m v=1.25 1000"
+
+
+@pytest.mark.parametrize("key", ["{v}", "}{", "a'b", 'a"b', "x\\", "a b,c=d", "温度", "{{"])
+def test_compiled_formatter_keeps_hostile_field_keys_literal(
+        key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    enc = LineEncoder("ns")
+    expected = enc.encode("m", None, {key: "{v}", "n": 1})
+    enc.encode("m", None, {key: "{v}", "n": 1})
+    _steady(enc, monkeypatch)
+    assert enc.encode("m", None, {key: "{v}", "n": 1}) == expected
+    assert "{v}" in expected
+
+
+def test_nan_inf_and_none_after_compiling_are_dropped_and_counted() -> None:
+    drops = Drops()
+    enc = LineEncoder("ns", drops=drops)
+    for _ in range(3):
+        assert enc.encode("m", None, {"a": 1.5, "b": 2}) == "m a=1.5,b=2i"
+    assert enc.encode("m", None, {"a": float("nan"), "b": 2}) == "m b=2i"
+    assert enc.encode("m", None, {"a": float("-inf"), "b": 2}) == "m b=2i"
+    assert enc.encode("m", None, {"a": None, "b": 2}) == "m b=2i"
+    assert enc.encode("m", None, {"a": float("inf"), "b": None}) is None
+    assert drops.take() == (3, 1)
+    assert enc.encode("m", None, {"a": 1.5, "b": 2}) == "m a=1.5,b=2i"
+
+
+def test_changed_value_types_recompile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sensor whose first readings were None or ints does not stay on the slow path."""
+    enc = LineEncoder("ns")
+    assert enc.encode("m", None, {"v": None, "w": 1}) == "m w=1i"
+    assert enc.encode("m", None, {"v": 20, "w": 1}) == "m v=20i,w=1i"
+    for value in (20.5, 21.5, 22.5):  # the new types: seen, compiled, steady
+        assert enc.encode("m", None, {"v": value, "w": 1}) == f"m v={value},w=1i"
+    _steady(enc, monkeypatch)
+    assert enc.encode("m", None, {"v": 23.0, "w": 2}) == "m v=23,w=2i"
+
+
+def test_unusual_types_and_int_types_take_the_general_loop() -> None:
+    enc = LineEncoder("ns")
+
+    class Celsius(float):
+        pass
+
+    for _ in range(3):
+        assert enc.encode("m", None, {"v": 5, "w": 1.0}) == "m v=5i,w=1"
+    assert enc.encode("m", None, {"v": 5, "w": 1.0}, int_types={"v": "u"}) == "m v=5u,w=1"
+    assert enc.encode("m", None, {"v": 5, "w": 1.0}, int_types={"v": ""}) == "m v=5,w=1"
+    assert enc.encode("m", None, {"v": True, "w": Celsius(1.5)}) == "m v=true,w=1.5"
+    assert enc.encode("m", None, {"v": Decimal("2.50"), "w": 1.0}) == "m v=2.5,w=1"
+    batch = [{"measurement": "m", "fields": {"c": 5, "f": 7}, "field_types": {"c": "uint",
+                                                                            "f": "float"}}] * 3
+    assert Serializer().to_list(batch) == ["m c=5u,f=7"] * 3
+
+
+def test_non_str_tag_values_are_written_but_not_cached() -> None:
+    enc = LineEncoder("ns")
+    for _ in range(3):
+        assert enc.encode("m", {"n": 1, "f": 2.5}, {"v": 1.0}) == "m,f=2.5,n=1 v=1"
+        assert enc.encode("m", {"n": [1]}, {"v": 1.0}) == "m,n=[1] v=1"  # unhashable
+    assert list(enc._shapes) == []
+
+
+def test_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lineproto, "_CACHE_MAX", 5)
+    monkeypatch.setattr(lineproto, "_FORMATTER_MAX", 4)
+    monkeypatch.setattr(lineproto, "_FORMATTERS", {})
+    enc = LineEncoder("ns")
+    for round_ in range(3):
+        for i in range(12):
+            fields = {f"f{i % 6}": 1.5, "n": i}
+            assert enc.encode("m", {"host": f"h{i}"}, fields, round_) == \
+                f"m,host=h{i} f{i % 6}=1.5,n={i}i {round_}"
+            assert len(enc._shapes) <= 5
+            assert len(lineproto._FORMATTERS) <= 4
+
+
+def test_layout_compiles_only_when_seen_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lineproto, "_FORMATTERS", {})
+    enc = LineEncoder("ns")
+    enc.encode("m", None, {"once": 1})
+    assert list(lineproto._FORMATTERS.values()) == [None]
+    enc.encode("m", {"t": "a"}, {"once": 2})  # another series, same layout and types
+    assert [f is not None for f in lineproto._FORMATTERS.values()] == [True]
+
+
+def test_batch_list_and_tuple_match_lazy_lines() -> None:
+    batch = [{"measurement": "m", "tags": {"h": str(i % 3)}, "fields": {"v": i / 4}, "time": i}
+             for i in range(20)] + [Point("p").field("v", 1), "x v=1", b"y v=2"]
+    lazy = list(Serializer().lines(iter(batch)))
+    assert Serializer().to_list(batch) == lazy
+    assert Serializer().to_list(tuple(batch)) == lazy
+    assert Serializer().to_bytes(batch) == "\n".join(lazy).encode()
