@@ -430,7 +430,10 @@ class MessageParser:
             raise Rejected("JSON array is empty")
         lines: List[str] = []
         own_time = True
-        for obj in objects:
+        # Elements without a time of their own share the receive time: one unit of
+        # the write precision apart, or InfluxDB would keep only the last of them.
+        unit = PRECISIONS[self.encoder.precision]
+        for index, obj in enumerate(objects):
             if not isinstance(obj, dict):
                 raise Rejected("JSON payload is not an object or an array of objects")
             fields: Dict[str, Any] = {}
@@ -445,7 +448,7 @@ class MessageParser:
             if self.time_key:
                 stamp, precision = self._json_time(_lookup(obj, self.time_key)), "ns"
             else:
-                stamp, precision, own_time = receive_ns, "ns", False
+                stamp, precision, own_time = receive_ns + index * unit, "ns", False
             lines.append(self._line(measurement, tags, fields, stamp, precision))
         return Parsed(tuple(lines), own_time)
 
@@ -471,6 +474,7 @@ class MessageParser:
     def _influx(self, text: str, tags: Dict[str, str], receive_ns: int) -> Parsed:
         lines: List[str] = []
         own_time = True
+        untimed = 0
         scale = PRECISIONS[self.time_precision]
         target = PRECISIONS[self.encoder.precision]
         for raw in text.split("\n"):
@@ -488,8 +492,9 @@ class MessageParser:
                     raise Rejected(f"line protocol tag {pair[:40]!r} is not key=value")
                 merged[_unescape(kv[0])] = _unescape(kv[1])
             head = self.encoder.series_key(_unescape(parts[0]), merged)
-            if stamp is None:
-                ns, own_time = receive_ns, False
+            if stamp is None:  # one unit apart, as in _json: a batch is not one point
+                ns, own_time = receive_ns + untimed * target, False
+                untimed += 1
             elif re.match(r"^-?\d+$", stamp):
                 ns = int(stamp) * scale
             else:
