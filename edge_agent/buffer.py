@@ -26,10 +26,8 @@ import json
 import logging
 import os
 import sqlite3
-import struct
 import threading
 import time
-from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import diskcache
@@ -37,6 +35,7 @@ import diskcache
 from .counters import Counters, Value
 from .destination import Destination
 from .errors import BufferError_
+from .segment import BufferStats, Segment, decode_segment, encode_segment
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -52,13 +51,9 @@ DEFAULT_MAX_SIZE = 256 * 1024 * 1024
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 SYNC_LEVELS = {"normal": 1, "full": 2}
 
-# Counted per segment on top of its bytes: the SQLite row and index entries.
-ROW_OVERHEAD = 96
 # Evictions closer together than this are one burst, logged once.
 EVICTION_BURST_GAP = 60.0
 
-_MAGIC = b"EAS1"
-_HEADER = struct.Struct("<4sIdH")  # magic, count, first_time, len(destination key)
 _META_KEY = "edge_agent.buffer.meta"
 _META_VERSION = 1
 # Values below this stay inline in the SQLite row (diskcache writes larger
@@ -67,37 +62,6 @@ _META_VERSION = 1
 _INLINE_LIMIT = 1 << 30
 _PAGE_CACHE_KIB = 2048
 _LOCK_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Segment:
-    """One committed group of lines for one destination."""
-
-    dest: Destination
-    count: int  # points (lines) in data
-    data: bytes  # lines of line protocol joined by b"\n"
-    first_time: float  # wall-clock seconds of the oldest point, for max_age
-
-    def lines(self) -> List[bytes]:
-        return self.data.split(b"\n")
-
-    @property
-    def stored_size(self) -> int:
-        """Bytes this segment counts against ``max_size``."""
-        return len(self.data) + _HEADER.size + len(self.dest.key()) + ROW_OVERHEAD
-
-
-@dataclass(frozen=True)
-class BufferStats:
-    points: int
-    segments: int
-    bytes: int  # counted against max_size (segment bytes + per-row overhead)
-    oldest: Optional[float]  # first_time of the head segment, None when empty
-
-
-def _encode(seg: Segment) -> bytes:
-    key = seg.dest.key().encode("utf-8")
-    return _HEADER.pack(_MAGIC, seg.count, seg.first_time, len(key)) + key + seg.data
 
 
 class _Corrupt(Exception):
@@ -300,18 +264,13 @@ class DiskBuffer:
         value = self._cache.get(key)
         if value is None:
             return None
-        if type(value) is not bytes or value[:4] != _MAGIC:
-            raise _Corrupt(f"segment {key} is not a segment")
-        _, count, first_time, klen = _HEADER.unpack_from(value)
-        start = _HEADER.size + klen
         try:
-            dest = self._dest(value[_HEADER.size:start].decode("utf-8"))
+            seg = decode_segment(value, self._dest)
         except ValueError as exc:
-            raise _Corrupt(f"segment {key}: bad destination") from exc
-        seg = Segment(dest, count, value[start:], first_time)
+            raise _Corrupt(f"segment {key}: {exc}") from exc
         if len(self._known) > 4096:
             self._known.clear()
-        self._known[key] = (count, seg.stored_size)
+        self._known[key] = (seg.count, seg.stored_size)
         return seg
 
     def _head_time_now(self) -> Optional[float]:
@@ -413,7 +372,7 @@ class DiskBuffer:
             for seg in segments:
                 key = meta["next_id"]
                 meta["next_id"] = key + 1
-                self._cache.set(key, _encode(seg))
+                self._cache.set(key, encode_segment(seg))
                 ids.append(key)
                 meta["points"] += seg.count
                 meta["segments"] += 1

@@ -10,9 +10,10 @@ from typing import List
 
 import pytest
 
-from edge_agent.buffer import ROW_OVERHEAD, BufferStats, DiskBuffer, Segment
+from edge_agent.buffer import BufferStats, DiskBuffer, Segment
 from edge_agent.destination import Destination
 from edge_agent.errors import BufferError_
+from edge_agent.segment import ROW_OVERHEAD
 
 A = Destination("a")
 B = Destination("b", "org", "s")
