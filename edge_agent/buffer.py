@@ -14,9 +14,11 @@ Storage is a diskcache ``Cache`` configured as a log, not a cache:
 segments kept inline in their SQLite row (``disk_min_file_size`` far above any
 segment) so the row's commit covers the bytes, and no mmap with a small page
 cache so memory stays small. The buffer enforces its own budget: ``max_size``
-bytes and ``max_age`` seconds, oldest segments first, every evicted point
-counted. A buffer that SQLite reports corrupt is moved aside and replaced by an
-empty one, loudly, rather than crashing the agent on every start.
+bytes on disk (the WAL, shared-memory file and SQLite's own pages reserved
+first, each segment counted by the pages it fills) and ``max_age`` seconds,
+oldest segments first, every evicted point counted. A buffer that SQLite
+reports corrupt is moved aside and replaced by an empty one, loudly, rather
+than crashing the agent on every start.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import diskcache
 from .counters import Counters, Value
 from .destination import Destination
 from .errors import BufferError_
-from .segment import BufferStats, Segment, decode_segment, encode_segment
+from .segment import PAGE_SIZE, BufferStats, Segment, decode_segment, encode_segment
 
 __all__ = [
     "DEFAULT_MAX_AGE",
@@ -43,6 +45,7 @@ __all__ = [
     "BufferStats",
     "DiskBuffer",
     "Segment",
+    "reserved_bytes",
 ]
 
 logger = logging.getLogger("edge_agent.buffer")
@@ -62,6 +65,16 @@ _META_VERSION = 1
 _INLINE_LIMIT = 1 << 30
 _PAGE_CACHE_KIB = 2048
 _LOCK_TIMEOUT = 30.0
+
+
+def _wal_pages(max_size: int) -> int:
+    """WAL checkpoint size: a WAL that could outgrow a tiny budget is checkpointed sooner."""
+    return max(16, min(1000, max_size // PAGE_SIZE // 8))
+
+
+def reserved_bytes(max_size: int) -> int:
+    """Disk the buffer uses besides its segments: WAL, -shm, schema and bookkeeping pages."""
+    return _wal_pages(max_size) * PAGE_SIZE + 32 * 1024 + 16 * PAGE_SIZE
 
 
 class _Corrupt(Exception):
@@ -101,6 +114,10 @@ class DiskBuffer:
             raise ValueError("max_size and max_age must be positive")
         self.directory = os.fspath(directory)
         self.max_size = int(max_size)
+        # max_size is what the directory may hold on disk: the WAL, the shared
+        # memory file and SQLite's own pages are reserved first, and segments
+        # count the pages they fill (Segment.stored_size).
+        self.data_budget = max(self.max_size - reserved_bytes(self.max_size), 0)
         self.max_age = float(max_age)
         self.sync = sync
         self._clock = clock
@@ -127,9 +144,8 @@ class DiskBuffer:
     # -- opening, checking, moving aside -------------------------------------
 
     def _settings(self) -> Dict[str, object]:
-        page = 4096
-        # A WAL that could outgrow a tiny budget is checkpointed sooner.
-        wal_pages = max(16, min(1000, self.max_size // page // 8))
+        page = PAGE_SIZE
+        wal_pages = _wal_pages(self.max_size)
         return {
             "eviction_policy": "none",
             "cull_limit": 0,
@@ -445,7 +461,7 @@ class DiskBuffer:
         """Inside a transaction: evict head segments over budget. -> reason: points."""
         evicted: Dict[str, int] = {}
         while meta["segments"] > 0:
-            if meta["bytes"] > self.max_size and meta["segments"] > 1:
+            if meta["bytes"] > self.data_budget and meta["segments"] > 1:
                 reason = "size"
             else:
                 head_time = self._head_time_now()

@@ -14,10 +14,14 @@ from typing import Any, Callable, List, Optional
 
 from .destination import Destination
 
-__all__ = ["BufferStats", "Segment", "ROW_OVERHEAD", "decode_segment", "encode_segment"]
+__all__ = ["BufferStats", "PAGE_SIZE", "ROW_OVERHEAD", "Segment", "decode_segment",
+           "encode_segment"]
 
 # Counted per segment on top of its bytes: the SQLite row and index entries.
 ROW_OVERHEAD = 96
+# SQLite's page size (diskcache's default); a page keeps about 100 bytes for itself.
+PAGE_SIZE = 4096
+_PAGE_USABLE = PAGE_SIZE - 100
 
 _MAGIC = b"EAS1"
 _HEADER = struct.Struct("<4sIdH")  # magic, count, first_time, len(destination key)
@@ -37,8 +41,16 @@ class Segment:
 
     @property
     def stored_size(self) -> int:
-        """Bytes this segment counts against ``max_size``."""
-        return len(self.data) + _HEADER.size + len(self.dest.key()) + ROW_OVERHEAD
+        """Bytes of SQLite pages this segment fills: what counts against ``max_size``.
+
+        Rows share a page only while two or more fit; a larger row fills whole
+        pages (its own, then overflow pages).
+        """
+        row = len(self.data) + _HEADER.size + len(self.dest.key()) + ROW_OVERHEAD
+        if row <= _PAGE_USABLE // 2:
+            per_page = _PAGE_USABLE // row
+            return -(-PAGE_SIZE // per_page)
+        return -(-row // _PAGE_USABLE) * PAGE_SIZE
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,6 @@ T0 = 1_700_000_000_000_000_000
 DB = "bounds"
 DEST = Destination(DB)
 SEGMENT = 100  # points per sealed segment (DurableWriter batch_size)
-# Beside the segments' pages: the WAL (checkpointed at max_size / 8, at least
-# 64 KiB, plus the last transaction) and the 32 KiB shared-memory index.
-FILE_OVERHEAD = 128 * 1024
 
 
 class Clock:
@@ -111,13 +108,13 @@ def test_max_size_evicts_oldest_counts_exactly_keeps_newest(
         assert counters["accepted"] == total
         assert counters["written"] == 0  # influxd was down throughout
         assert total == evicted + in_buffer
-        # The budget counts segment bytes + row overhead: within one segment of it.
-        assert peak_counted <= budget + segment
-        # On disk: SQLite pages are not full and the WAL is checkpointed at
-        # max_size / 8 (at least 64 KiB), so the files are larger than the
-        # budget; what matters is that they stop growing once it is reached.
+        # Segments count the pages they fill, within the budget left after the
+        # WAL, -shm and SQLite's own pages are reserved.
+        assert peak_counted <= buf.data_budget + segment
+        # On disk, everything in the directory: within the budget (+1 segment),
+        # and flat once the budget is reached.
         assert max(main_file[75:]) <= main_file[75] + 2 * 4096, main_file
-        assert peak_disk <= 2 * budget + FILE_OVERHEAD, peak_disk
+        assert peak_disk <= budget + segment, peak_disk
 
         stored = recover(down_influx, buf, flusher)
         counters = counts(buf)

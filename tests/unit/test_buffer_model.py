@@ -17,11 +17,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from edge_agent.buffer import BufferStats, DiskBuffer, Segment
+from edge_agent.buffer import BufferStats, DiskBuffer, Segment, reserved_bytes
 from edge_agent.destination import Destination
 
 DESTS = [Destination("a"), Destination("b", "o", "s")]
-MAX_SIZE = 700
+MAX_SIZE = reserved_bytes(200_000) + 1000
+# What segments may fill: max_size less the WAL, -shm and SQLite's own pages.
+DATA_BUDGET = MAX_SIZE - reserved_bytes(MAX_SIZE)
 MAX_AGE = 100.0
 
 
@@ -58,7 +60,7 @@ class BufferModel(RuleBasedStateMachine):
         while self.model:
             size = sum(e.seg.stored_size for e in self.model)
             head = self.model[0].seg
-            if (size > MAX_SIZE and len(self.model) > 1) or (
+            if (size > DATA_BUDGET and len(self.model) > 1) or (
                 head.first_time < self.clock.now - MAX_AGE
             ):
                 gone += self.model.pop(0).seg.count
