@@ -197,7 +197,9 @@ class WriteApi:
             self._flusher.stop()
             if self._durable is not None:
                 self._durable.close()
-            done = self._flusher.drain(self._options.max_close_wait / 1000.0)
+            # With a disk buffer the data is safe: a server that is down is not waited for.
+            done = self._flusher.drain(self._options.max_close_wait / 1000.0,
+                                       give_up_on_failure=self._durable is not None)
             if not done:
                 left = self._pending_points()
                 where = ("kept in the disk buffer for the next run" if self._durable is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -136,3 +137,22 @@ def test_callbacks_success_and_error(fault_server):
         api.write("b", record=["m v=1", "m,bad=1 v=2", "m v=3"])
     assert errors == ["m,bad=1 v=2"]
     assert ok and "m v=1" in ok[0]
+
+
+def test_durable_close_with_server_down_keeps_points_for_the_next_run(tmp_path, influx):
+    from tests.harness.servers import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"
+    options = WriteOptions(batch_size=100, flush_interval=50, max_close_wait=60_000,
+                           buffer_dir=str(tmp_path / "buf"))
+    client = InfluxDBClient(url=down, token="", org="", api="v1")
+    client.write_api(write_options=options).write("later", record="m v=1i 1\nm v=2i 2")
+    started = time.monotonic()
+    client.close()
+    # Behaviour, not speed: it gives up at the first refusal instead of retrying
+    # for max_close_wait, because the points are safe on disk.
+    assert time.monotonic() - started < 30
+    influx.create_database("later")
+    with InfluxDBClient(url=influx.url, token="", org="", api="v1") as again:
+        again.write_api(write_options=options)  # the next run delivers the backlog
+    assert influx.count("later", "m", "v") == 2
