@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/mqtt.py [--qos0 100000] [--qos1 50000] [--repeat 1]
 
+(a count of 0 skips that QoS, e.g. ``--qos1 0`` to profile QoS 0 alone).
+
 One private mosquitto with its default limits (max_inflight_messages 20,
 max_queued_messages 1000; the harness only adds a listener and persistence)
 and one private influxd, both started here. For each QoS, in one run:
@@ -273,6 +275,8 @@ def main() -> None:
         try:
             for run in range(args.repeat):
                 for qos, count in ((0, args.qos0), (1, args.qos1)):
+                    if count <= 0:  # --qos1 0: only the QoS 0 measurement
+                        continue
                     bare = bench_bare(broker, qos, count)
                     agent = bench_agent(broker, influx, tmp, qos, count, args.idle)
                     report(run, qos, count, bare, agent)

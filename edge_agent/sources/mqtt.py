@@ -2,8 +2,15 @@
 
 Threads and flow:
 
-* paho's network thread (``loop_start``) only stamps the receive time and puts
-  each message on a queue, so it is never blocked by parsing or by the disk.
+* paho's network thread (``loop_start``) only stamps the receive time and
+  appends each message to a deque, so it is never blocked by parsing or by the
+  disk. It is the bridge's bottleneck (one process, one GIL, a bare paho
+  subscriber's whole budget spent on the same decoding), so :class:`_Client`
+  makes it cheaper than stock paho: it reads the socket 64 KiB at a time
+  (paho issues three ``recv`` calls and a ``select`` per packet, and each
+  system call hands the GIL to the worker and waits to get it back), and it
+  decodes QoS 0/1 PUBLISH packets itself, straight into the deque (no
+  ``MQTTMessage``, no MQTT 5 ``Properties`` object, no callback locks).
 * One worker drains the queue in groups, parses (``mqtt_parse``), checks DUP
   messages against the dedup index (``mqtt_dedup``), hands the group's lines to
   ``sink.add`` and keeps the ticket. A group is acked (PUBACK, in receive
@@ -42,23 +49,25 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import queue
 import random
-import ssl
 import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge_agent.errors import ConfigError
 from edge_agent.lineproto import LineEncoder
+from edge_agent.sources.mqtt_client import (
+    DEFAULT_RECONNECT_MAX,
+    _build_client,
+    _Client,
+    _protocol,
+    backoff_delay,
+)
 from edge_agent.sources.mqtt_dedup import DedupIndex, index_path, message_digest
 from edge_agent.sources.mqtt_parse import DEFAULT_MAX_PAYLOAD, MessageParser, Rejected, _opt
 
@@ -66,21 +75,11 @@ __all__ = ["MqttSource", "OnceResult", "SubscriptionStats", "backoff_delay", "co
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SESSION_EXPIRY = 7 * 86_400
 DEFAULT_RECEIVE_MAXIMUM = 1000
-DEFAULT_RECONNECT_MAX = 30.0
 MAX_GROUP = 1000
 GROUP_WAIT_BELOW = 100  # fewer messages queued than this: wait a moment for more
+TOPIC_CACHE_MAX = 10_000  # topics remembered with their route; cleared when full
 
-
-def backoff_delay(attempt: int, cap: float, rng: random.Random, base: float = 1.0) -> float:
-    """Seconds before reconnect ``attempt`` (1, 2, ...).
-
-    Uniform in ``[u/2, u)`` with ``u = min(cap, base * 2**(attempt-1))``: capped,
-    and jittered so a fleet of agents does not reconnect in step.
-    """
-    upper = min(cap, base * 2 ** min(max(attempt, 1) - 1, 30))
-    return upper / 2 + rng.random() * upper / 2
 
 
 @dataclass
@@ -110,61 +109,6 @@ class _Group:
     ticket: Optional[int]
     acks: List[Tuple[int, int, int]]  # (mid, qos, generation)
     committed: List[Tuple[int, bytes]] = field(default_factory=list)
-
-
-def _protocol(cfg: Any) -> mqtt.MQTTProtocolVersion:
-    text = str(_opt(cfg, "protocol", 5)).lower().lstrip("v")
-    if text in ("5", "5.0"):
-        return mqtt.MQTTv5
-    if text in ("3.1.1", "311", "4"):
-        return mqtt.MQTTv311
-    raise ConfigError(f"mqtt protocol {text!r} is not supported: use 5 or 3.1.1")
-
-
-def _build_client(cfg: Any, client_id: str, persistent: bool, manual_ack: bool,
-                  receive_maximum: int) -> Tuple[mqtt.Client, Callable[[], None]]:
-    """A configured paho client and a function that starts connecting it."""
-    url = urlsplit(str(_opt(cfg, "url", "mqtt://localhost:1883")))
-    scheme = (url.scheme or "mqtt").lower()
-    if scheme not in ("mqtt", "tcp", "mqtts", "ssl", "tls"):
-        raise ConfigError(f"mqtt url scheme {scheme!r} is not supported: use mqtt:// or mqtts://")
-    secure = scheme in ("mqtts", "ssl", "tls")
-    host = url.hostname or "localhost"
-    port = url.port or (8883 if secure else 1883)
-    protocol = _protocol(cfg)
-    if protocol == mqtt.MQTTv5:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                             protocol=protocol, manual_ack=manual_ack)
-    else:
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                             clean_session=not persistent, protocol=protocol,
-                             manual_ack=manual_ack)
-    username = _opt(cfg, "username", None) or url.username
-    if username:
-        client.username_pw_set(str(username), _opt(cfg, "password", None) or url.password)
-    tls = _opt(cfg, "tls", None)
-    if secure or tls is not None:
-        verify = bool(_opt(tls, "verify", True))
-        client.tls_set(ca_certs=_opt(tls, "ca_cert", None), certfile=_opt(tls, "certfile", None),
-                       keyfile=_opt(tls, "keyfile", None),
-                       cert_reqs=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE)
-        if not verify:
-            client.tls_insecure_set(True)
-    keepalive = int(_opt(cfg, "keepalive", 60))
-
-    def connect() -> None:
-        if protocol == mqtt.MQTTv5:
-            props = Properties(PacketTypes.CONNECT)
-            expiry = int(_opt(cfg, "session_expiry", DEFAULT_SESSION_EXPIRY)) if persistent else 0
-            props.SessionExpiryInterval = min(expiry, 0xFFFFFFFF)
-            props.ReceiveMaximum = receive_maximum
-            client.connect_async(host, port, keepalive, clean_start=not persistent,
-                                 properties=props)
-        else:
-            client.connect_async(host, port, keepalive)
-        client.loop_start()
-
-    return client, connect
 
 
 def _compile(cfg: Any, subscriptions: Sequence[Any], encoder: LineEncoder) -> List[MessageParser]:
@@ -224,7 +168,14 @@ class MqttSource:
             p.template.template: SubscriptionStats() for p in self._parsers}
         self._index = (DedupIndex(index_path(state_dir, self.client_id))
                        if state_dir and self.qos > 0 else None)
-        self._queue: queue.Queue[Tuple[Any, ...]] = queue.Queue()
+        # Filled by the network thread, emptied by the worker. deque.append and
+        # popleft are atomic: no lock, and the Event is set only when the deque
+        # goes from empty to non-empty (the worker clears it before draining).
+        self._inbox: Deque[Tuple[Any, ...]] = deque()
+        self._wake = threading.Event()
+        # raw topic -> (parser, captured) or None (unmatched), for the current parsers
+        self._routes: Dict[bytes, Optional[Tuple[MessageParser, Dict[str, str]]]] = {}
+        self._routes_for: Sequence[MessageParser] = ()
         self._pending: Deque[_Group] = deque()
         self._pending_msgs = 0
         self._lock = threading.Lock()
@@ -242,7 +193,8 @@ class MqttSource:
             "qos0_dropped": 0, "stale_acks": 0, "acked": 0, "backpressure": False}
         self._client, self._connect = _build_client(
             config, self.client_id, self.persistent, manual_ack=True,
-            receive_maximum=receive_maximum)
+            receive_maximum=receive_maximum, client_class=_Client)
+        self._client.publish_sink = self._enqueue
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_connect_fail = self._on_connect_fail
@@ -262,6 +214,7 @@ class MqttSource:
         self._stopping = True
         self._stop_timeout = timeout
         self._stop.set()
+        self._wake.set()
         if self._worker.is_alive():
             self._worker.join(timeout + 1.0)
         self._client.disconnect()
@@ -294,7 +247,7 @@ class MqttSource:
         with self._lock:
             out = dict(self.counters)
             out.update(name=self.name, client_id=self.client_id, connected=self._connected,
-                       unacked=self._pending_msgs, queued=self._queue.qsize())
+                       unacked=self._pending_msgs, queued=len(self._inbox))
             out["subscriptions"] = {k: asdict(v) for k, v in self.stats.items()}
         return out
 
@@ -361,14 +314,19 @@ class MqttSource:
                         self.counters["last_error"], delay, self._attempt)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        now = self._clock()
+        # QoS 2 only: _Client hands QoS 0 and 1 to _enqueue directly.
+        self._enqueue(msg._topic, bytes(msg.payload), msg.qos, msg.mid, msg.dup)
+
+    def _enqueue(self, topic: bytes, payload: bytes, qos: int, mid: int, dup: bool) -> None:
         if self._stopping:
             return  # not acked: the broker delivers it again after the restart
-        if msg.qos == 0 and self._queue.qsize() >= self.max_queue:
+        inbox = self._inbox
+        if qos == 0 and len(inbox) >= self.max_queue:
             self.counters["qos0_dropped"] += 1
             return
-        self._queue.put((msg._topic, msg.payload, msg.qos, msg.mid, msg.dup, now,
-                         self._generation))
+        inbox.append((topic, payload, qos, mid, dup, self._clock(), self._generation))
+        if len(inbox) == 1:
+            self._wake.set()
 
     # -- worker -----------------------------------------------------------------
 
@@ -383,7 +341,7 @@ class MqttSource:
             elif self._pending:
                 self._flush_sink()
             self._settle(0.0 if msgs else 0.02)
-            if deadline is not None and self._queue.empty() and (
+            if deadline is not None and not self._inbox and (
                     not self._pending or time.monotonic() > deadline):
                 return
 
@@ -391,42 +349,57 @@ class MqttSource:
         if self._pending_msgs > 20_000:  # stalled sink: let the window fill up
             time.sleep(timeout)
             return []
-        try:
-            first = self._queue.get(timeout=timeout)
-        except queue.Empty:
+        inbox = self._inbox
+        self._wake.clear()  # before looking: an append from now on sets it again
+        if not inbox and (not self._wake.wait(timeout) or not inbox):
             return []
-        if self._queue.qsize() < GROUP_WAIT_BELOW:
+        if len(inbox) < GROUP_WAIT_BELOW:
             # Let a group build up: woken per message, this thread would take the
             # GIL from paho's network thread for every message (measured: the
             # bridge then received at half the rate of a bare paho subscriber).
             time.sleep(self.ack_interval / 2)
-        out = [first]
-        while len(out) < MAX_GROUP:
-            try:
-                out.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        popleft = inbox.popleft
+        out = []
+        for _ in range(min(len(inbox), MAX_GROUP)):
+            out.append(popleft())
         return out
+
+    def _lookup(self, raw_topic: bytes
+                ) -> Optional[Tuple[MessageParser, Dict[str, str]]]:
+        """The parser and captures of a topic (cached: a sensor repeats its topic)."""
+        parsers = self._parsers
+        routes = self._routes
+        if self._routes_for is not parsers or len(routes) >= TOPIC_CACHE_MAX:
+            routes.clear()
+            self._routes_for = parsers
+        try:
+            return routes[raw_topic]
+        except KeyError:
+            pass
+        try:
+            parser, captured = _route(parsers, raw_topic.decode("utf-8"))
+        except UnicodeDecodeError:
+            parser, captured = None, None
+        route = None if parser is None or captured is None else (parser, captured)
+        routes[raw_topic] = route
+        return route
 
     def _process(self, msgs: List[Tuple[Any, ...]]) -> None:
         lines: List[str] = []
         acks: List[Tuple[int, int, int]] = []
         pending_rows: List[Tuple[int, bytes, int, int]] = []
         committed: List[Tuple[int, bytes]] = []
-        parsers = self._parsers
+        lookup = self._lookup
         index = self._index
         for raw_topic, payload, qos, mid, dup, receive_ns, generation in msgs:
             if qos > 0:
                 acks.append((mid, qos, generation))
-            try:
-                topic = raw_topic.decode("utf-8")
-            except UnicodeDecodeError:
+            route = lookup(raw_topic)
+            if route is None:
                 self.counters["messages_unmatched"] += 1
                 continue
-            parser, captured = _route(parsers, topic)
-            if parser is None:
-                self.counters["messages_unmatched"] += 1
-                continue
+            parser, captured = route
+            topic = raw_topic.decode("utf-8")
             stats = self.stats[parser.template.template]
             stats.messages_received += 1
             digest = b""

@@ -24,9 +24,15 @@ Payload formats:
   gets the receive time.
 * ``kv``: ``a=1 b=2`` or ``a=1,b=2``; values as in ``value``.
 
-Time: ``time: {key, precision}`` reads the timestamp from the JSON object (a
-number in that precision, or an ISO-8601 string), else the receive time (ns,
-taken when the message arrived) is used.
+Time: ``time: {key, precision, format}`` reads the timestamp from the JSON
+object's ``key`` (a dotted path) or from the kv pair ``key=...`` (which is then
+not a field); without ``time`` the receive time (ns, taken when the message
+arrived) is used. A number (or a numeric string) is taken in ``precision``.
+A string that is not a number is ISO-8601 by default; ``format`` changes how
+strings are read: ``iso`` (ISO-8601 only) or a ``strptime`` pattern such as
+``%d.%m.%YT%H:%M:%S`` (naive times are UTC; ``%z`` reads an offset). In
+``kv`` a time value cannot hold spaces or commas (they separate the pairs).
+A missing or unreadable time rejects the message.
 
 Anything malformed raises :class:`Rejected` with a one-line reason; the
 source counts it, logs it (rate limited) and acks the message.
@@ -38,6 +44,8 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from edge_agent.errors import ConfigError
@@ -58,6 +66,8 @@ DEFAULT_MEASUREMENT = "mqtt"
 
 _CAPTURE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_.-]*)\}$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_INTEGER = re.compile(r"^[+-]?\d+$")
+TIME_FORMAT_ISO = "iso"
 _NOT_FINITE = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity",
                          "+infinity", "-infinity"})
 _BAD_IN_LEVEL = (" ", ",", "=", "\n", "\r", '"', "\\")
@@ -334,6 +344,16 @@ class MessageParser:
         time_cfg = _opt(sub, "time", None)
         self.time_key: Optional[str] = _opt(time_cfg, "key", None)
         self.time_precision = normalize_precision(_opt(time_cfg, "precision", "ns"))
+        self.time_format: Optional[str] = _opt(time_cfg, "format", None)
+        if self.time_format is not None and self.time_format.lower() == TIME_FORMAT_ISO:
+            self.time_format = TIME_FORMAT_ISO
+        elif self.time_format is not None and "%" not in self.time_format:
+            raise ConfigError(
+                f"subscription {self.template.template!r}: time format {self.time_format!r} "
+                "is neither 'iso' nor a strptime pattern such as '%Y-%m-%d %H:%M:%S'")
+        if self.time_key and self.format not in ("json", "kv"):
+            raise ConfigError(f"subscription {self.template.template!r}: time applies only to "
+                              f"format json or kv, this one has format {self.format}")
         self.max_payload = int(max_payload or DEFAULT_MAX_PAYLOAD)
 
     @property
@@ -405,16 +425,25 @@ class MessageParser:
 
     def _kv(self, text: str, measurement: str, tags: Dict[str, str], receive_ns: int) -> Parsed:
         fields: Dict[str, Any] = {}
+        time_key = self.time_key
+        stamp: Optional[int] = None
         for token in re.split(r"[\s,]+", text.strip()):
             if not token:
                 continue
             key, sep, raw = token.partition("=")
             if not sep or not key:
                 raise Rejected(f"kv token {token[:40]!r} is not key=value")
+            if key == time_key:
+                stamp = self._time(raw)
+                continue
             fields[key] = _typed(key, _scalar(raw), self.types.get(key))
         if not fields:
-            raise Rejected("payload is empty")
-        return Parsed((self._line(measurement, tags, fields, receive_ns, "ns"),), False)
+            raise Rejected("payload is empty" if stamp is None else "kv payload has no fields")
+        if time_key is not None and stamp is None:
+            raise Rejected(f"time key {time_key!r} is missing")
+        if stamp is None:
+            return Parsed((self._line(measurement, tags, fields, receive_ns, "ns"),), False)
+        return Parsed((self._line(measurement, tags, fields, stamp, "ns"),), True)
 
     def _json(self, text: str, measurement: str, tags: Dict[str, str],
               receive_ns: int) -> Parsed:
@@ -446,13 +475,14 @@ class MessageParser:
             if not fields:
                 raise Rejected("JSON object has no fields")
             if self.time_key:
-                stamp, precision = self._json_time(_lookup(obj, self.time_key)), "ns"
+                stamp, precision = self._time(_lookup(obj, self.time_key)), "ns"
             else:
                 stamp, precision, own_time = receive_ns + index * unit, "ns", False
             lines.append(self._line(measurement, tags, fields, stamp, precision))
         return Parsed(tuple(lines), own_time)
 
-    def _json_time(self, raw: Any) -> int:
+    def _time(self, raw: Any) -> int:
+        """A message's own timestamp (JSON value or kv text) -> ns."""
         if isinstance(raw, bool):
             raise Rejected(f"time {self.time_key!r} is a bool")
         if isinstance(raw, int):
@@ -461,15 +491,26 @@ class MessageParser:
             if not math.isfinite(raw):
                 raise Rejected(f"time {self.time_key!r} is not finite")
             return int(round(raw * PRECISIONS[self.time_precision]))
-        if isinstance(raw, str):
-            text = raw.strip()
-            if re.match(r"^-?\d+$", text):
+        if not isinstance(raw, str):
+            raise Rejected(f"time {self.time_key!r} is not a number or a string")
+        text = raw.strip()
+        fmt = self.time_format
+        if fmt is None or fmt == TIME_FORMAT_ISO:
+            if fmt is None and _INTEGER.match(text):
                 return int(text) * PRECISIONS[self.time_precision]
+            if fmt is None and _NUMBER.match(text):  # exact: a float has 15-17 digits
+                return int((Decimal(text) * PRECISIONS[self.time_precision])
+                           .to_integral_value(ROUND_HALF_EVEN))
             try:
                 return time_to_ns(text)
             except (ValueError, TypeError) as exc:
-                raise Rejected(str(exc)) from None
-        raise Rejected(f"time {self.time_key!r} is not a number or ISO-8601 string")
+                raise Rejected(f"time {self.time_key!r}: {exc}") from None
+        try:
+            moment = datetime.strptime(text, fmt)
+        except ValueError:
+            raise Rejected(f"time {self.time_key!r} = {text[:40]!r} does not match the format "
+                           f"{fmt!r}") from None
+        return time_to_ns(moment)
 
     def _influx(self, text: str, tags: Dict[str, str], receive_ns: int) -> Parsed:
         lines: List[str] = []

@@ -236,7 +236,8 @@ def test_dedup_index_persists_and_respects_window(tmp_path: Any) -> None:
     d = message_digest(b"t", b"1", 1)
     index = DedupIndex(tmp_path / "i.sqlite", window=10)
     index.record_pending([(5, d, 111, index.next_seq())])
-    assert index.lookup(5, d) == index.lookup(5, d) and not index.lookup(5, d).committed
+    entry = index.lookup(5, d)
+    assert entry is not None and entry == index.lookup(5, d) and not entry.committed
     index.mark_committed([(5, d)])
     index.close()
     again = DedupIndex(tmp_path / "i.sqlite", window=10)
@@ -253,3 +254,90 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert all(0.5 <= d < 30.0 for d in delays)
     assert delays[-1] >= 15.0
     assert len({round(backoff_delay(8, 30.0, rng), 6) for _ in range(5)}) == 5
+
+
+# ------------------------------------------------------------------ time of kv, time formats
+
+
+def test_kv_time_key_and_precision() -> None:
+    p = parser(topic="k", format="kv", measurement="m", time={"key": "ts", "precision": "ms"})
+    assert lines(p, "k", b"a=1 ts=1700000000123") == ["m a=1 1700000000123000000"]
+    assert lines(p, "k", b"ts=1700000000123,a=1") == ["m a=1 1700000000123000000"]
+    assert p.parse("k", b"a=1 ts=1700000000123", T).own_time is True
+    assert lines(p, "k", b"a=1 ts=1700000000123.5") == ["m a=1 1700000000123500000"]
+    assert lines(p, "k", b"a=1 ts=2024-05-17T12:34:56.000336Z") == [
+        "m a=1 1715949296000336000"]  # VECTORS.md: exact microseconds
+    assert "missing" in reason(p, "k", b"a=1")
+    assert "no fields" in reason(p, "k", b"ts=1")
+    assert "ts" in reason(p, "k", b"a=1 ts=yesterday")
+
+
+def test_kv_without_time_uses_receive_time() -> None:
+    p = parser(topic="k", format="kv", measurement="m")
+    assert lines(p, "k", b"a=1 ts=5") == [f"m a=1,ts=5 {T}"]
+    assert p.parse("k", b"a=1", T).own_time is False
+
+
+def test_time_format_strptime_and_iso() -> None:
+    p = parser(topic="j", format="json", measurement="m",
+               time={"key": "t", "precision": "s", "format": "%d.%m.%Y %H:%M:%S.%f"})
+    assert lines(p, "j", b'{"v": 1, "t": "17.05.2024 12:34:56.000336"}') == [
+        "m v=1 1715949296000336000"]
+    assert lines(p, "j", b'{"v": 1, "t": 1715949296}') == ["m v=1 1715949296000000000"]
+    assert "does not match" in reason(p, "j", b'{"v": 1, "t": "2024-05-17T12:34:56Z"}')
+    kv = parser(topic="k", format="kv", measurement="m",
+                time={"key": "t", "format": "%Y%m%dT%H%M%S%z"})
+    assert lines(kv, "k", b"v=1 t=20240517T143456+0200") == ["m v=1 1715949296000000000"]
+    iso = parser(topic="k", format="kv", measurement="m",
+                 time={"key": "t", "precision": "s", "format": "ISO"})
+    assert lines(iso, "k", b"v=1 t=2024-05-17T12:34:56Z") == ["m v=1 1715949296000000000"]
+    assert "t" in reason(iso, "k", b"v=1 t=1715949296")  # iso: a number is not ISO-8601
+
+
+@pytest.mark.parametrize("spec,fmt,why", [
+    ({"key": "t", "format": "unix"}, "json", "neither 'iso' nor a strptime pattern"),
+    ({"key": "t"}, "value", "only to format json or kv"),
+])
+def test_time_config_errors(spec: Any, fmt: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=why):
+        parser(topic="k", format=fmt, time=spec)
+
+
+# ------------------------------------------------------------------ PUBLISH decoding
+
+
+def test_decode_publish_agrees_with_paho() -> None:
+    """The bridge's own PUBLISH decoder against paho's, for both protocols and QoS 0-2."""
+    import struct
+
+    from paho.mqtt import _packet
+    from paho.mqtt.client import MQTTv5, MQTTv311
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    from edge_agent.sources.mqtt_client import decode_publish
+
+    rng = random.Random(5)
+    for _ in range(2000):
+        qos, dup, v5 = rng.choice((0, 1, 2)), rng.random() < 0.5, rng.random() < 0.5
+        topic = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 40)))
+        payload = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 300)))
+        body = struct.pack("!H", len(topic)) + topic
+        if qos:
+            body += struct.pack("!H", rng.randint(1, 65535))
+        if v5:
+            props = Properties(PacketTypes.PUBLISH)
+            if rng.random() < 0.5:  # > 127 bytes: a two-byte property length
+                props.UserProperty = [("k" * rng.randint(1, 200), "v")]
+            if rng.random() < 0.5:
+                props.MessageExpiryInterval = 5
+            body += props.pack()
+        body += payload
+        header = 0x30 | qos << 1 | (0x08 if dup else 0)
+        ref = _packet.decode_publish(header, bytearray(body), MQTTv5 if v5 else MQTTv311)
+        got = decode_publish(header, bytearray(body), v5)
+        assert got == (ref.topic, ref.payload, ref.qos, ref.mid, ref.dup)
+        assert type(got[0]) is bytes and type(got[1]) is bytes
+    for truncated in (b"", b"\x00", b"\x00\x05ab", b"\x00\x01a\x00"):
+        with pytest.raises(ValueError):
+            decode_publish(0x32, truncated, True)
