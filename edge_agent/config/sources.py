@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from ..errors import ConfigError
@@ -39,7 +38,6 @@ _KEYS = {
 _SUBSCRIPTION_KEYS = ("topic", "format", "measurement", "tags", "field", "fields", "types", "time")
 _PARITY = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S",
            "n": "N", "e": "E", "o": "O", "m": "M", "s": "S"}
-_CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _Fail = Callable[[str], ConfigError]
 
 
@@ -213,10 +211,14 @@ def _subscription(section: Section, default_measurement: str) -> Subscription:
     if section.has("time"):
         spec = section.section("time", ("key", "precision", "format"))
         spec.required("key", " (the payload key holding the timestamp)")
+        time_format = spec.string("format", None)
+        if time_format is not None and time_format != "iso" and "%" not in time_format:
+            raise spec.fail("format", f"unknown time format {time_format!r}: use iso, or a "
+                                      "strptime pattern such as %Y-%m-%d %H:%M:%S")
         time = TimeSpec(
             key=spec.string("key", ""),
             precision=spec.choice("precision", PRECISIONS, "s", what="precision"),
-            format=spec.string("format", None),
+            format=time_format,
         )
     field = section.string("field", None)
     if fmt == "value" and field is None and "field" not in captures:
@@ -231,26 +233,15 @@ def _subscription(section: Section, default_measurement: str) -> Subscription:
 
 
 def parse_topic(topic: str, fail: _Fail) -> Tuple[Tuple[str, ...], Dict[str, int]]:
-    """Split a topic template into levels and captures; ``fail(message)`` builds the error."""
-    if not topic:
-        raise fail("must not be empty")
-    levels = tuple(topic.split("/"))
-    captures: Dict[str, int] = {}
-    for index, level in enumerate(levels):
-        match = _CAPTURE.fullmatch(level)
-        if match:
-            name = match.group(1)
-            if name in captures:
-                raise fail(f"capture {{{name}}} appears twice in {topic!r}; each name once")
-            captures[name] = index
-        elif "{" in level or "}" in level:
-            raise fail(f"level {level!r} of {topic!r}: a capture must fill a whole level, "
-                       "as in sensors/{room}/temperature (names: letters, digits, _)")
-        elif level == "#" and index != len(levels) - 1:
-            raise fail(f"'#' must be the last level of {topic!r}")
-        elif level not in ("+", "#") and ("+" in level or "#" in level):
-            raise fail(f"level {level!r} of {topic!r}: + and # must fill a whole level")
-    return levels, captures
+    """Split a topic template into levels and captures; ``fail(message)`` builds the error.
+
+    The rules are the MQTT source's own (:func:`~edge_agent.sources.mqtt_parse.parse_template`).
+    """
+    from ..sources.mqtt_parse import parse_template
+
+    kinds = parse_template(topic, fail)
+    captures = {text: index for index, (kind, text) in enumerate(kinds) if kind == "cap"}
+    return tuple(topic.split("/")), captures
 
 
 _PARSERS: Dict[str, Callable[[Section, str, str, float], SourceConfig]] = {

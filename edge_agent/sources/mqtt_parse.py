@@ -46,7 +46,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from edge_agent.errors import ConfigError
 from edge_agent.lineproto import PRECISIONS, LineEncoder, normalize_precision, time_to_ns
@@ -64,7 +64,7 @@ DEFAULT_MAX_PAYLOAD = 256 * 1024
 FORMATS = frozenset({"value", "json", "influx", "kv"})
 DEFAULT_MEASUREMENT = "mqtt"
 
-_CAPTURE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_.-]*)\}$")
+_CAPTURE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _NUMBER = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
 TIME_FORMAT_ISO = "iso"
@@ -104,6 +104,43 @@ def _opt(obj: Any, name: str, default: Any = None) -> Any:
 # --------------------------------------------------------------------------- topics
 
 
+def parse_template(template: str, fail: Callable[[str], Exception] = ConfigError
+                   ) -> Tuple[Tuple[str, str], ...]:
+    """The levels of a topic template as ``(kind, text)``: lit, cap, plus or hash.
+
+    The one place the template rules live (the config checks with it too):
+    a capture ``{name}`` fills a whole level and appears once, ``+`` and ``#``
+    fill a whole level, ``#`` comes last. ``fail(message)`` builds the error.
+    """
+    if not template:
+        raise fail("must not be empty")
+    parts = template.split("/")
+    levels: List[Tuple[str, str]] = []
+    names: List[str] = []
+    for index, part in enumerate(parts):
+        capture = _CAPTURE.match(part)
+        if capture:
+            name = capture.group(1)
+            if name in names:
+                raise fail(f"capture {{{name}}} appears twice in {template!r}; each name once")
+            names.append(name)
+            levels.append(("cap", name))
+        elif "{" in part or "}" in part:
+            raise fail(f"level {part!r} of {template!r}: a capture must fill a whole level, "
+                       "as in sensors/{room}/temperature (names: letters, digits, _)")
+        elif part == "#":
+            if index != len(parts) - 1:
+                raise fail(f"'#' must be the last level of {template!r}")
+            levels.append(("hash", ""))
+        elif part == "+":
+            levels.append(("plus", ""))
+        elif "+" in part or "#" in part:
+            raise fail(f"level {part!r} of {template!r}: + and # must fill a whole level")
+        else:
+            levels.append(("lit", part))
+    return tuple(levels)
+
+
 @dataclass(frozen=True)
 class TopicTemplate:
     """A compiled topic template: ``filter`` for SUBSCRIBE, :meth:`match` for routing."""
@@ -113,38 +150,14 @@ class TopicTemplate:
     levels: Tuple[Tuple[str, str], ...]  # (kind, text): lit | cap | plus | hash
 
     @classmethod
-    def compile(cls, template: str) -> TopicTemplate:
-        if not template:
-            raise ConfigError("an MQTT subscription needs a topic")
-        levels: List[Tuple[str, str]] = []
-        names: List[str] = []
-        parts = template.split("/")
-        for index, part in enumerate(parts):
-            capture = _CAPTURE.match(part)
-            if capture:
-                name = capture.group(1)
-                if name in names:
-                    raise ConfigError(f"topic {template!r} captures {{{name}}} twice")
-                names.append(name)
-                levels.append(("cap", name))
-            elif part == "+":
-                levels.append(("plus", ""))
-            elif part == "#":
-                if index != len(parts) - 1:
-                    raise ConfigError(f"topic {template!r}: '#' must be the last level")
-                levels.append(("hash", ""))
-            elif any(c in part for c in "{}+#"):
-                raise ConfigError(
-                    f"topic {template!r}: level {part!r} mixes text with a capture or "
-                    "wildcard; a capture like {room} must be a whole level"
-                )
-            else:
-                levels.append(("lit", part))
+    def compile(cls, template: str,
+                fail: Callable[[str], Exception] = ConfigError) -> TopicTemplate:
+        levels = parse_template(template, fail)
         mqtt_filter = "/".join(
             "+" if kind in ("cap", "plus") else "#" if kind == "hash" else text
             for kind, text in levels
         )
-        return cls(template, mqtt_filter, tuple(levels))
+        return cls(template, mqtt_filter, levels)
 
     @property
     def captures(self) -> Tuple[str, ...]:

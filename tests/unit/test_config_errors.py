@@ -316,3 +316,11 @@ def test_directory_and_binary_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(str(path))
     assert str(info.value) == f"{path}: cannot read: not UTF-8 text (byte 0xff at offset 15)"
+
+
+def test_unknown_time_format_points_at_its_line() -> None:
+    text = (BASE + MQTT + "      - topic: 'a/b'\n        format: json\n"
+            "        time: {key: ts, format: epoch}\n")
+    message = error(text)
+    assert message.startswith("conf/edge.yaml:10:")
+    assert "unknown time format 'epoch': use iso, or a strptime pattern" in message
