@@ -31,7 +31,15 @@ echo "== mypy"
 echo "== pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
 
-py39=$(command -v python3.9 || ls /root/.pyenv/versions/3.9*/bin/python3.9 2>/dev/null | head -n1 || true)
+# A 3.9 interpreter that really runs (a pyenv shim on PATH may only print an error).
+py39=""
+for candidate in "$(command -v python3.9 || true)" "$HOME"/.pyenv/versions/3.9*/bin/python3.9 \
+                 /root/.pyenv/versions/3.9*/bin/python3.9; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && "$candidate" -c 'import sys' >/dev/null 2>&1; then
+        py39=$candidate
+        break
+    fi
+done
 if [ -n "$py39" ]; then
     echo "== unit tests under $("$py39" --version)"
     [ -x .venv39/bin/python ] || "$py39" -m venv .venv39
