@@ -28,7 +28,7 @@ from .lineproto import DROPS, LineEncoder
 from .logs import register_secret
 from .options import WriteOptions
 from .sdnotify import Notifier
-from .transport import InfluxSettings, Transport
+from .transport import InfluxSettings, Transport, strip_userinfo
 
 __all__ = ["Agent", "build_sources", "STATUS_FILE"]
 
@@ -120,7 +120,7 @@ class Agent:
         for source in self.sources:
             source.start()
         names = ", ".join(s.name for s in self.sources) or "no sources"
-        log.info("edge-agent started: %s -> %s (%s)", names, self.config.influx.url,
+        log.info("edge-agent started: %s -> %s (%s)", names, strip_userinfo(self.config.influx.url),
                  self.dest.bucket)
         self.notifier.ready(f"collecting from {len(self.sources)} source(s)")
 
@@ -161,6 +161,8 @@ class Agent:
         """The threads that must run are running (the watchdog's condition)."""
         thread = self.flusher._thread
         if thread is None or not thread.is_alive():
+            return False
+        if not self.writer.alive:
             return False
         return all(getattr(s, "alive", True) for s in self.sources)
 

@@ -62,6 +62,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except EdgeAgentError as exc:
         print(f"edge-agent: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # a setting the config checks did not catch: still one line
+        print(f"edge-agent: invalid setting: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:  # the disk or a device refused; a sentence, not a traceback
         print(f"edge-agent: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
               file=sys.stderr)

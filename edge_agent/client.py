@@ -71,7 +71,8 @@ class InfluxDBClient:
         self._apis: list = []
 
     def __repr__(self) -> str:
-        return f"InfluxDBClient(url={self.url!r}, org={self.org!r}, api={self.settings.api!r})"
+        return (f"InfluxDBClient(url={self.settings.url!r}, org={self.org!r}, "
+                f"api={self.settings.api!r})")
 
     # -- configuration --------------------------------------------------------
 

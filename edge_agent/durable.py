@@ -35,6 +35,12 @@ RETRY_DELAY = 1.0  # seconds between commit attempts while the disk refuses them
 COUNTERS_DELAY = 1.0  # persist counters changed outside segment commits this often
 
 
+def _encode(lines: Sequence[str]) -> bytes:
+    # A lone surrogate (from JSON "\\ud800", say) cannot be UTF-8: it becomes "?"
+    # rather than failing the whole segment and every point sealed with it.
+    return "\n".join(lines).encode("utf-8", "replace")
+
+
 class _Pending:
     __slots__ = ("chars", "first_time", "lines")
 
@@ -154,6 +160,11 @@ class DurableWriter:
             return True
 
     @property
+    def alive(self) -> bool:
+        """The sealing thread runs (the agent's watchdog checks it)."""
+        return self._thread.is_alive() or self._closed
+
+    @property
     def pending(self) -> int:
         """Points accepted and not yet committed to disk."""
         return self._waiting
@@ -226,7 +237,14 @@ class DurableWriter:
                     until = last_counters + COUNTERS_DELAY
                     self._wake.wait((until if due is None else min(due, until)) - now)
             if seal:
-                self._seal()
+                try:
+                    self._seal()
+                except Exception as exc:  # a bug must not stop every source's commits
+                    logger.error("sealing a segment failed unexpectedly (%s: %s); retrying",
+                                 type(exc).__name__, exc)
+                    with self._lock:
+                        if self._since is None:
+                            self._since = time.monotonic()
             if now - last_counters >= COUNTERS_DELAY:
                 last_counters = now
                 with contextlib.suppress(Exception):  # they ride on the next commit then
@@ -235,14 +253,14 @@ class DurableWriter:
     def _cut(self, dest: Destination, p: _Pending) -> List[Segment]:
         lines, size = p.lines, self.batch_size
         if len(lines) <= size and p.chars <= SEGMENT_BYTES:
-            data = "\n".join(lines).encode("utf-8")
+            data = _encode(lines)
             return [Segment(dest, len(lines), data, p.first_time)]
         out: List[Segment] = []
         start = chars = 0
         for i, line in enumerate(lines):
             chars += len(line) + 1
             if i + 1 - start >= size or chars >= SEGMENT_BYTES or i + 1 == len(lines):
-                data = "\n".join(lines[start : i + 1]).encode("utf-8")
+                data = _encode(lines[start : i + 1])
                 out.append(Segment(dest, i + 1 - start, data, p.first_time))
                 start, chars = i + 1, 0
         return out

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from .config import Config
 from .destination import Destination, retarget_to
+from .transport import strip_userinfo
 
 __all__ = ["run_once", "ListSink"]
 
@@ -73,7 +74,8 @@ def read_sources(config: Config, sink: ListSink, dest: Destination, wait: float,
                                   precision=dest.precision)
             sink.add(result.lines, dest)
             if not result.connected:
-                error = result.error or f"cannot connect to {getattr(entry, 'url', '')}"
+                where = strip_userinfo(getattr(entry, "url", ""))
+                error = result.error or f"cannot connect to {where}"
             received = sum(s.get("messages_received", 0) for s in result.subscriptions.values())
             rejected = sum(s.get("messages_rejected", 0) for s in result.subscriptions.values())
             detail = f"{received} message(s) in {wait:g}s, {rejected} rejected"
@@ -110,7 +112,7 @@ def _deliver(config: Config, lines: List[str], dest: Destination, out: TextIO) -
             writer.add(lines, dest)
         writer.close()
         backlog = buffer.stats().points
-        out.write(f"influxdb: {config.influx.url} (api {config.influx.api}, "
+        out.write(f"influxdb: {strip_userinfo(config.influx.url)} (api {config.influx.api}, "
                   f"bucket {dest.bucket})\n")
         ping = transport.ping()
         if ping.outcome is Outcome.OK:

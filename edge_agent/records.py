@@ -35,7 +35,8 @@ _INT_SUFFIX = {"int": "i", "uint": "u", "float": ""}
 
 
 def _split_text(text: str) -> Iterator[str]:
-    for raw in text.splitlines():
+    # Only "\n" ends a line: str.splitlines() would also cut at \r, \x1c, \u2028...
+    for raw in text.split("\n"):
         line = raw.strip()
         if line:
             yield line

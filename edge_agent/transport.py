@@ -96,14 +96,14 @@ class InfluxSettings:
         parts = urlsplit(str(self.url).strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(
-                f"url {_strip_userinfo(str(self.url))!r} must look like http://host:8086 "
+                f"url {strip_userinfo(str(self.url))!r} must look like http://host:8086 "
                 "or https://host:8086")
         if parts.username is not None or parts.password is not None:
             if self.username is None and parts.username:
                 object.__setattr__(self, "username", parts.username)
             if self.password is None and parts.password:
                 object.__setattr__(self, "password", parts.password)
-        object.__setattr__(self, "url", _strip_userinfo(str(self.url).strip()).rstrip("/"))
+        object.__setattr__(self, "url", strip_userinfo(str(self.url).strip()).rstrip("/"))
         for name in ("timeout", "connect_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -140,7 +140,8 @@ class InfluxSettings:
     __str__ = __repr__
 
 
-def _strip_userinfo(url: str) -> str:
+def strip_userinfo(url: str) -> str:
+    """``url`` without ``user:password@`` (for logs and reports)."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url

@@ -86,10 +86,28 @@ def parse_config(
     tags.update(top.string_map("tags"))
     tags.setdefault("host", agent.name)
     sources = parse_sources(ctx, top, agent.name, agent.interval)
-    return Config(
+    config = Config(
         agent=agent, influx=influx, tags=tags, write=write, buffer=buffer, sources=sources,
         warnings=tuple(_warnings(ctx, path, file_mode)), path=path,
     )
+    _check_ranges(top, config)
+    return config
+
+
+def _check_ranges(top: Section, config: Config) -> None:
+    """The write and buffer settings as the writer will take them (zero intervals, ...)."""
+    from ..options import WriteOptions
+
+    try:
+        WriteOptions(**config.write_options())
+    except ValueError as exc:
+        message = str(exc)
+        section = "buffer" if any(k in message for k in ("max_size", "max_age", "sync")) \
+            else "write"
+        raise top.fail(section, message) from None
+    if config.buffer.dead_letter_max < 1024:
+        raise top.fail("buffer", f"dead_letter_max must be at least 1KiB, got "
+                                 f"{config.buffer.dead_letter_max}")
 
 
 def _warnings(ctx: Context, path: str, file_mode: Optional[int]) -> List[str]:

@@ -223,6 +223,11 @@ class MqttSource:
             self._index.close()
 
     @property
+    def alive(self) -> bool:
+        """The worker runs (the agent's watchdog checks it; a broker outage is not death)."""
+        return self._worker.is_alive() or self._stopping
+
+    @property
     def connected(self) -> bool:
         return self._connected
 

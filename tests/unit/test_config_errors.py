@@ -324,3 +324,15 @@ def test_unknown_time_format_points_at_its_line() -> None:
     message = error(text)
     assert message.startswith("conf/edge.yaml:10:")
     assert "unknown time format 'epoch': use iso, or a strptime pattern" in message
+
+
+@pytest.mark.parametrize(("section", "problem"), [
+    ("write:\n  flush_interval: 0\n", "conf/edge.yaml:4:3: write: flush_interval must be "
+                                      "greater than 0, got 0"),
+    ("buffer:\n  max_size: 0\n", "conf/edge.yaml:4:3: buffer: max_size must be at least 1, "
+                                 "got 0"),
+    ("buffer:\n  dead_letter_max: 10\n", "conf/edge.yaml:4:3: buffer: dead_letter_max must "
+                                         "be at least 1KiB, got 10"),
+])
+def test_settings_the_writer_refuses_are_config_errors(section: str, problem: str) -> None:
+    assert error(BASE + section) == problem

@@ -278,3 +278,20 @@ def test_accepted_is_committed_with_its_segments(tmp_path, monkeypatch):
     reopened = DiskBuffer(str(path))
     assert reopened.counters.get("accepted") == 2 and reopened.stats().points == 2
     reopened.close()
+
+
+def test_a_lone_surrogate_does_not_stop_the_writer(tmp_path):
+    """JSON may carry "\\ud800"; it cannot be UTF-8, and must not kill the sealing thread."""
+    from edge_agent.destination import Destination
+
+    buffer = DiskBuffer(str(tmp_path / "b"))
+    writer = DurableWriter(buffer, commit_interval=0.01)
+    ticket = writer.add(['m s="\ud800"', "m v=1i 1"], Destination("b"))
+    assert writer.wait_durable(ticket, timeout=5)
+    later = writer.add(["m v=2i 2"], Destination("b"))
+    assert writer.wait_durable(later, timeout=5) and writer.alive
+    segments = [seg for _, seg in buffer.head(100, 1 << 20)]
+    assert sum(seg.count for seg in segments) == 3
+    assert segments[0].data.startswith(b'm s="?"')
+    writer.close()
+    buffer.close()
