@@ -11,6 +11,8 @@ from .config import Config
 
 __all__ = ["check_config", "status", "read_status"]
 
+STATUS_FRESH = 30.0  # seconds
+
 
 def check_config(config: Config, out: TextIO) -> int:
     """Print the effective config with secrets redacted (the config already validated)."""
@@ -40,6 +42,10 @@ def read_status(config: Config) -> Optional[Dict[str, Any]]:
     except (OSError, ValueError):
         return None
     if not _pid_alive(int(data.get("pid", 0))):
+        return None
+    # The agent rewrites it every 2 s; an old file with a reused pid (after a
+    # reboot) is not a running agent.
+    if time.time() - float(data.get("time", 0)) > STATUS_FRESH:
         return None
     return data
 

@@ -164,6 +164,41 @@ def run_once(config: Config, out: TextIO, dry_run: bool = False, wait: float = 5
         for line in sink.lines:
             out.write(line + "\n")
         return 0 if sources_ok else 1
-    delivered_ok = _deliver(config, sink.lines, dest, out)
+    from .commands import read_status
+
+    running = read_status(config)
+    if running is not None:
+        # The running agent owns the buffer (one writer per SQLite log): write
+        # these readings directly and leave its backlog to it.
+        delivered_ok = _deliver_direct(config, sink.lines, dest, out, int(running["pid"]))
+    else:
+        delivered_ok = _deliver(config, sink.lines, dest, out)
     return 0 if sources_ok and delivered_ok else 1
+
+
+def _deliver_direct(config: Config, lines: List[str], dest: Destination, out: TextIO,
+                    pid: int) -> bool:
+    from .transport import InfluxSettings, Outcome, Transport
+
+    out.write(f"influxdb: {strip_userinfo(config.influx.url)} (api {config.influx.api}, "
+              f"bucket {dest.bucket})\n")
+    with Transport(InfluxSettings(**config.influx.settings())) as transport:
+        ping = transport.ping()
+        if ping.outcome is Outcome.OK:
+            out.write(f"  reachable  yes, {ping.latency * 1000:.0f} ms  {ping.message}\n")
+        else:
+            out.write(f"  reachable  NO: {ping.message}\n")
+        result = transport.write(dest, "\n".join(lines).encode("utf-8")) if lines else None
+    if result is not None and result.outcome is Outcome.AUTH:
+        out.write(f"  authorised NO: HTTP {result.status} {result.message}\n")
+    elif result is not None and result.status:
+        out.write("  authorised yes\n")
+    ok = result is None or result.outcome is Outcome.OK
+    if ok:
+        out.write(f"  written    {len(lines)} point(s) directly\n")
+    else:
+        assert result is not None
+        out.write(f"  written    0 of {len(lines)} point(s): {result.message} (not buffered)\n")
+    out.write(f"buffer: in use by the running agent (pid {pid}); see edge-agent status\n")
+    return ok and ping.outcome is Outcome.OK
 

@@ -301,6 +301,17 @@ def test_status_while_running_then_stopped(
     assert report_value(out, "last success:") != "never"
     assert "source climate: ok" in out
 
+    # A technician's --once beside the running agent writes directly and leaves
+    # the agent's buffer (one writer per SQLite log) alone.
+    before = influx.count(influx_db, "soil", "ain0")
+    once = run("--once", "-c", str(write_config(
+        tmp_path / "once.yaml", state_dir=state, influx_url=influx.url, db=influx_db,
+        i2c=["soil"])))
+    assert once.returncode == 0, once.stdout + once.stderr
+    assert report_value(once.stdout, "written").startswith("1 point(s) directly")
+    assert f"in use by the running agent (pid {agent.pid})" in once.stdout
+    assert influx.count(influx_db, "soil", "ain0") == before + 1
+
     agent.send(signal.SIGTERM)
     assert agent.proc is not None and agent.proc.wait(60) == 0
     result = run("status", "-c", str(config))
