@@ -71,7 +71,7 @@ class SerialSource(Source):
             if hello:
                 self._port.write(hello)
         except Exception as exc:  # pyserial raises SerialException, OSError, ValueError
-            self._port = None
+            self.close()  # opened but the first write failed: release the port
             self.backoff = self.backoff.failed(self.clock())
             self.failed(f"cannot open {self.config.port}: {_reason(exc)}")
             return False
