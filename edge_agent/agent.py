@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .buffer import DiskBuffer
 from .config import Config, load_config
@@ -132,24 +132,33 @@ class Agent:
         next_metrics = time.monotonic() + metrics_every if metrics_every else None
         next_status = 0.0
         next_eviction = time.monotonic() + EVICTION_CHECK
-        while not self._stop.wait(min(1.0, watchdog or 1.0)):
-            if self._reload.is_set():
-                self._reload.clear()
-                self.reload()
-            now = time.monotonic()
-            if watchdog and self.healthy():
-                self.notifier.watchdog()
-            if next_metrics is not None and now >= next_metrics:
-                self.write_internal_metrics()
-                next_metrics = now + metrics_every
-            if now >= next_status:
-                self.write_status()
-                next_status = now + 2.0
-            if now >= next_eviction:  # max_age holds during an outage with no new data too
-                self._evict_expired()
-                next_eviction = now + EVICTION_CHECK
-        self.shutdown()
+        try:
+            while not self._stop.wait(min(1.0, watchdog or 1.0)):
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self._guarded("reload", self.reload)
+                now = time.monotonic()
+                if watchdog and self.healthy():
+                    self.notifier.watchdog()
+                if next_metrics is not None and now >= next_metrics:
+                    self._guarded("internal metrics", self.write_internal_metrics)
+                    next_metrics = now + metrics_every
+                if now >= next_status:
+                    self._guarded("status file", self.write_status)
+                    next_status = now + 2.0
+                if now >= next_eviction:  # max_age holds during an outage with no new data
+                    self._evict_expired()
+                    next_eviction = now + EVICTION_CHECK
+        finally:
+            self.shutdown()
         return 0
+
+    def _guarded(self, what: str, task: Callable[[], object]) -> None:
+        """A periodic task that fails is logged; the agent keeps collecting."""
+        try:
+            task()
+        except Exception as exc:
+            log.error("%s failed: %s: %s", what, type(exc).__name__, exc)
 
     def _evict_expired(self) -> None:
         try:
@@ -202,18 +211,25 @@ class Agent:
             return False
         if new.agent.state_dir != self.config.agent.state_dir:
             log.warning("agent.state_dir changed: takes effect at the next restart")
+        dest = new.influx.destination()
+        try:  # build everything new before touching what runs
+            transport = Transport(InfluxSettings(**new.influx.settings()))
+            options = WriteOptions(**new.write_options())
+            sources = build_sources(new, self.writer, dest)
+        except (EdgeAgentError, OSError, ValueError) as exc:
+            log.error("reload refused, keeping the running config: %s", exc)
+            self.notifier.ready("reload refused: config invalid")
+            return False
         register_secrets(new)
         self.stop_sources()
-        self.config = new
-        self.dest = new.influx.destination()
         self.flusher.stop()
         self.transport.close()
-        self.transport = Transport(InfluxSettings(**new.influx.settings()))
-        self.options = WriteOptions(**new.write_options())
+        self.config, self.dest, self.transport, self.options = new, dest, transport, options
+        self._metrics_encoder = LineEncoder(dest.precision, new.tags)
         self.flusher = Flusher(self.buffer, self.transport, self.options, self.dead_letters,
                                durable=True, route=retarget_to(self.dest))
         self.flusher.start()
-        self.sources = build_sources(new, self.writer, self.dest)
+        self.sources = sources
         for source in self.sources:
             source.start()
         log.info("config reloaded: %d source(s)", len(self.sources))
