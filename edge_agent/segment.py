@@ -61,11 +61,6 @@ class BufferStats:
     oldest: Optional[float]  # first_time of the head segment, None when empty
 
 
-def _encode(seg: Segment) -> bytes:
-    key = seg.dest.key().encode("utf-8")
-    return _HEADER.pack(_MAGIC, seg.count, seg.first_time, len(key)) + key + seg.data
-
-
 def encode_segment(seg: Segment) -> bytes:
     key = seg.dest.key().encode("utf-8")
     return _HEADER.pack(_MAGIC, seg.count, seg.first_time, len(key)) + key + seg.data
