@@ -173,8 +173,9 @@ class WriteApi:
         """Block until everything written so far is committed to the disk buffer."""
         if self._durable is None:
             return False
-        self._durable.flush()
-        return True
+        if self._durable.flush():
+            return True
+        return bool(self._durable.wait_durable(self._durable.last_ticket, timeout))
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Send what is pending now; ``True`` when nothing is left queued.
