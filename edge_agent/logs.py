@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Mapping, Optional, Set
+from typing import Iterable, Mapping, Optional, Set
 
 __all__ = ["setup_logging", "register_secret", "redact"]
 
@@ -27,8 +27,9 @@ def register_secret(secret: Optional[str]) -> None:
         _SECRETS.add(secret)
 
 
-def redact(text: str) -> str:
-    for secret in _SECRETS:
+def redact(text: str, secrets: Optional[Iterable[str]] = None) -> str:
+    """``text`` with every secret (default: every registered one) replaced by ``***``."""
+    for secret in _SECRETS if secrets is None else secrets:
         if secret in text:
             text = text.replace(secret, "***")
     return text

@@ -34,6 +34,7 @@ import requests
 from . import __version__
 from .destination import Destination
 from .errors import ConfigError, WriteError
+from .logs import redact
 
 __all__ = [
     "InfluxSettings",
@@ -147,14 +148,6 @@ def strip_userinfo(url: str) -> str:
         return url
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def redact(text: str, secrets: Tuple[str, ...]) -> str:
-    """``text`` with every secret replaced by ``***``."""
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 # -- outcomes ------------------------------------------------------------------
