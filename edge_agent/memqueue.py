@@ -10,61 +10,34 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Sequence, Tuple
+from typing import Deque, List, Sequence, Tuple
 
+from .counters import Counters
 from .destination import Destination
+from .segment import Segment
 
-__all__ = ["MemoryQueue", "MemoryCounters", "MemorySegment"]
-
-
-@dataclass(frozen=True)
-class MemorySegment:
-    dest: Destination
-    count: int
-    data: bytes
-    first_time: float
-
-
-class MemoryCounters:
-    """Counters with the persistent counters' API, kept in memory."""
-
-    def __init__(self) -> None:
-        self._values: Dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def add(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self._values[name] = self._values.get(name, 0) + n
-
-    def set(self, name: str, value: Any) -> None:
-        with self._lock:
-            self._values[name] = value
-
-    def snapshot(self) -> Dict[str, Any]:
-        with self._lock:
-            return dict(self._values)
+__all__ = ["MemoryQueue"]
 
 
 class MemoryQueue:
     """FIFO of segments; ``head`` returns consecutive segments of one destination."""
 
     def __init__(self) -> None:
-        self._items: Deque[Tuple[int, MemorySegment]] = deque()
+        self._items: Deque[Tuple[int, Segment]] = deque()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self.counters = MemoryCounters()
+        self.counters = Counters()
         self.points = 0
 
     def append(self, dest: Destination, data: bytes, count: int, first_time: float) -> int:
         with self._lock:
             seg_id = next(self._ids)
-            self._items.append((seg_id, MemorySegment(dest, count, data, first_time)))
+            self._items.append((seg_id, Segment(dest, count, data, first_time)))
             self.points += count
             return seg_id
 
-    def head(self, max_points: int, max_bytes: int) -> List[Tuple[int, MemorySegment]]:
-        out: List[Tuple[int, MemorySegment]] = []
+    def head(self, max_points: int, max_bytes: int) -> List[Tuple[int, Segment]]:
+        out: List[Tuple[int, Segment]] = []
         points = size = 0
         with self._lock:
             for seg_id, seg in self._items:
