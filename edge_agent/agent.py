@@ -17,9 +17,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from .buffer import DiskBuffer
 from .config import Config, load_config
-from .deadletter import DeadLetters
 from .destination import Destination, retarget_to
 from .durable import DurableWriter
 from .errors import EdgeAgentError
@@ -28,6 +26,7 @@ from .lineproto import DROPS, LineEncoder
 from .logs import register_secret
 from .options import WriteOptions
 from .sdnotify import Notifier
+from .store import open_buffer, open_dead_letters
 from .transport import InfluxSettings, Transport, strip_userinfo
 
 __all__ = ["Agent", "build_sources", "STATUS_FILE"]
@@ -82,14 +81,10 @@ class Agent:
         self.config = config
         self.notifier = notifier or Notifier()
         register_secrets(config)
-        state_dir = config.agent.state_dir
-        os.makedirs(state_dir, exist_ok=True)
+        os.makedirs(config.agent.state_dir, exist_ok=True)
         self.options = WriteOptions(**config.write_options())
-        self.buffer = DiskBuffer(os.path.join(state_dir, "buffer"),
-                                 max_size=config.buffer.max_size,
-                                 max_age=config.buffer.max_age, sync=config.buffer.sync)
-        self.dead_letters = DeadLetters(os.path.join(state_dir, "dead-letters.lp"),
-                                        max_bytes=config.buffer.dead_letter_max)
+        self.buffer = open_buffer(config)
+        self.dead_letters = open_dead_letters(config)
         self.writer = DurableWriter(self.buffer,
                                     commit_interval=self.options.commit_interval / 1000,
                                     batch_size=self.options.batch_size)

@@ -51,14 +51,12 @@ def read_status(config: Config) -> Optional[Dict[str, Any]]:
 
 
 def _offline_status(config: Config) -> Dict[str, Any]:
-    from .buffer import DiskBuffer
+    from .store import buffer_dir, open_buffer
 
-    directory = os.path.join(config.agent.state_dir, "buffer")
-    if not os.path.isdir(directory):
+    if not os.path.isdir(buffer_dir(config)):
         return {"buffer": {"points": 0, "segments": 0, "bytes": 0, "oldest": None},
                 "counters": {}, "sources": [], "dead_letters": []}
-    buffer = DiskBuffer(directory, max_size=config.buffer.max_size,
-                        max_age=config.buffer.max_age, sync=config.buffer.sync)
+    buffer = open_buffer(config)
     try:
         stats = buffer.stats()
         return {"buffer": {"points": stats.points, "segments": stats.segments,

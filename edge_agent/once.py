@@ -89,20 +89,17 @@ def read_sources(config: Config, sink: ListSink, dest: Destination, wait: float,
 
 
 def _deliver(config: Config, lines: List[str], dest: Destination, out: TextIO) -> bool:
-    from .buffer import DiskBuffer
-    from .deadletter import DeadLetters
     from .durable import DurableWriter
     from .flusher import Flusher
     from .options import WriteOptions
+    from .store import open_buffer, open_dead_letters
     from .transport import InfluxSettings, Outcome, Transport
 
     options = WriteOptions(**config.write_options())
     state = config.agent.state_dir
     os.makedirs(state, exist_ok=True)
-    buffer = DiskBuffer(os.path.join(state, "buffer"), max_size=config.buffer.max_size,
-                        max_age=config.buffer.max_age, sync=config.buffer.sync)
-    dead = DeadLetters(os.path.join(state, "dead-letters.lp"),
-                       max_bytes=config.buffer.dead_letter_max)
+    buffer = open_buffer(config)
+    dead = open_dead_letters(config)
     transport = Transport(InfluxSettings(**config.influx.settings()))
     ok = True
     try:
