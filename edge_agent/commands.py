@@ -51,16 +51,15 @@ def read_status(config: Config) -> Optional[Dict[str, Any]]:
 
 
 def _offline_status(config: Config) -> Dict[str, Any]:
+    from .segment import BufferStats
     from .store import buffer_dir, open_buffer
 
     if not os.path.isdir(buffer_dir(config)):
-        return {"buffer": {"points": 0, "segments": 0, "bytes": 0, "oldest": None},
+        return {"buffer": BufferStats(0, 0, 0, None).as_dict(),
                 "counters": {}, "sources": [], "dead_letters": []}
     buffer = open_buffer(config)
     try:
-        stats = buffer.stats()
-        return {"buffer": {"points": stats.points, "segments": stats.segments,
-                           "bytes": stats.bytes, "oldest": stats.oldest},
+        return {"buffer": buffer.stats().as_dict(),
                 "counters": buffer.counters.snapshot(), "sources": [], "dead_letters": []}
     finally:
         buffer.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from .destination import Destination
 
@@ -59,6 +59,11 @@ class BufferStats:
     segments: int
     bytes: int  # counted against max_size (segment bytes + per-row overhead)
     oldest: Optional[float]  # first_time of the head segment, None when empty
+
+    def as_dict(self) -> Dict[str, Any]:
+        """For status.json and ``edge-agent status``."""
+        return {"points": self.points, "segments": self.segments, "bytes": self.bytes,
+                "oldest": self.oldest}
 
 
 def encode_segment(seg: Segment) -> bytes:
