@@ -121,8 +121,7 @@ class Flusher:
         self.callbacks = callbacks or Callbacks()
         self.clock = clock
         self.rng = rng or random.Random()
-        self._fresh = RetrySchedule.from_options(options)
-        self._schedule = self._fresh
+        self._schedule = RetrySchedule.from_options(options)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -255,7 +254,7 @@ class Flusher:
         counters.set("last_success", time.time())
         if self._schedule.attempt:
             log.info("InfluxDB writes succeed again (%s)", dest.bucket)
-        self._schedule = self._fresh
+        self._schedule = self._schedule.reset()
         if written and self.callbacks.success is not None:
             if rejected:
                 dropped = {line for line, _ in rejected}
@@ -268,14 +267,14 @@ class Flusher:
         now = self.clock()
         counters.add("write_errors", 1)
         counters.set("last_error", f"{_describe(result)}")
-        error = WriteError(result.message, result.status, result.retry_after)
+        error = result.error()
         if self._schedule.exhausted(now):
             if not self.durable:
                 self.queue.remove(ids)
                 counters.add("dropped", points)
                 log.error("gave up on %d point(s) for %s after %d retries: %s", points,
                           dest.bucket, self._schedule.attempt, _describe(result))
-                self._schedule = self._fresh
+                self._schedule = self._schedule.reset()
                 if self.callbacks.error is not None:
                     self._call(self.callbacks.error, dest, body.decode("utf-8", "replace"), error)
                 return Step("dropped", dropped=points, result=result)
@@ -283,7 +282,7 @@ class Flusher:
             log.error("delivery attempt ended after %d retries (%s); %d point(s) kept on "
                       "disk, next attempt in %.1fs", self._schedule.attempt,
                       _describe(result), points, wait)
-            self._schedule = self._fresh
+            self._schedule = self._schedule.reset()
             return Step("retry", wait=wait, result=result)
         wait, self._schedule = self._schedule.next(now, self.rng, result.retry_after)
         counters.add("retries", 1)

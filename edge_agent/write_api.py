@@ -153,7 +153,7 @@ class WriteApi:
             return
         result = self._transport.write(dest, body)
         if result.outcome is not Outcome.OK:
-            raise WriteError(result.message, result.status, result.retry_after)
+            raise result.error()
 
     def _enqueue(self, dest: Destination, lines: Iterable[str]) -> None:
         size = self._options.batch_size
