@@ -25,9 +25,9 @@ from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_agent.buffer import DiskBuffer  # noqa: E402
+from edge_agent.buffer.disklog import DiskBuffer  # noqa: E402
+from edge_agent.buffer.durable import DurableWriter  # noqa: E402
 from edge_agent.destination import Destination  # noqa: E402
-from edge_agent.durable import DurableWriter  # noqa: E402
 
 DEST = Destination("bench", "org", "ns")
 T0 = 1715949296000000000

@@ -37,13 +37,13 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge_agent.buffer import DiskBuffer  # noqa: E402
-from edge_agent.deadletter import DeadLetters  # noqa: E402
+from edge_agent.buffer.deadletter import DeadLetters  # noqa: E402
+from edge_agent.buffer.disklog import DiskBuffer  # noqa: E402
+from edge_agent.buffer.durable import DurableWriter  # noqa: E402
+from edge_agent.delivery.flusher import Flusher  # noqa: E402
+from edge_agent.delivery.transport import InfluxSettings, Transport  # noqa: E402
 from edge_agent.destination import Destination  # noqa: E402
-from edge_agent.durable import DurableWriter  # noqa: E402
-from edge_agent.flusher import Flusher  # noqa: E402
 from edge_agent.options import WriteOptions  # noqa: E402
-from edge_agent.transport import InfluxSettings, Transport  # noqa: E402
 from tests.harness.servers import InfluxServer  # noqa: E402
 
 T0 = 1_715_949_296_000_000_000

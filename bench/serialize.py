@@ -34,8 +34,8 @@ from influxdb_client import InfluxDBClient  # noqa: E402  (test-only reference)
 from influxdb_client import Point as RefPoint  # noqa: E402
 from influxdb_client.client.write_api import SYNCHRONOUS  # noqa: E402
 
-from edge_agent.point import Point  # noqa: E402
-from edge_agent.records import Serializer  # noqa: E402
+from edge_agent.client.point import Point  # noqa: E402
+from edge_agent.client.records import Serializer  # noqa: E402
 
 Row = Tuple[str, str, float, float, int, int]
 

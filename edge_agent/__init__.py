@@ -13,23 +13,23 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .client.point import Point, WritePrecision
 from .errors import ConfigError, EdgeAgentError, InfluxDBError, SensorError, WriteError
-from .point import Point, WritePrecision
 
 __version__ = "0.1.0"
 
 # name -> module that defines it; imported lazily by __getattr__ below.
 _LAZY = {
-    "InfluxDBClient": "edge_agent.client",
-    "InfluxDBClientAsync": "edge_agent.client_async",
-    "WriteApi": "edge_agent.write_api",
+    "InfluxDBClient": "edge_agent.client.client",
+    "InfluxDBClientAsync": "edge_agent.client.client_async",
+    "WriteApi": "edge_agent.client.write_api",
     "WriteOptions": "edge_agent.options",
     "WriteType": "edge_agent.options",
     "SYNCHRONOUS": "edge_agent.options",
     "ASYNCHRONOUS": "edge_agent.options",
     "PointSettings": "edge_agent.options",
     "RetrySchedule": "edge_agent.retry",
-    "Serializer": "edge_agent.records",
+    "Serializer": "edge_agent.client.records",
 }
 
 __all__ = [

@@ -50,7 +50,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.dry_run and not args.once:
         print("edge-agent: --dry-run works with --once", file=sys.stderr)
         return 2
-    from .logs import setup_logging
+    from .agent.logs import setup_logging
 
     quiet = args.once or args.command != "run"  # reports go to stdout; logs only for trouble
     setup_logging(args.log_level or ("warning" if quiet else "info"))
@@ -74,28 +74,28 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from .agent.logs import setup_logging
     from .config import config_path_from, load_config
-    from .logs import setup_logging
 
     path = config_path_from(args.config)
     config = load_config(path)  # logs its warnings (world-readable secrets) itself
     if args.command == "check-config":
-        from .commands import check_config
+        from .agent.commands import check_config
 
         return check_config(config, sys.stdout)
     if args.command == "status":
-        from .commands import status
+        from .agent.commands import status
 
         return status(config, sys.stdout)
     if args.once:
-        from .once import run_once
+        from .agent.once import run_once
 
         if not args.dry_run:
             _check_state_dir(config.agent.state_dir)
         return run_once(config, sys.stdout, dry_run=args.dry_run, wait=args.wait)
     setup_logging(args.log_level or config.agent.log_level)
     _check_state_dir(config.agent.state_dir)
-    from .agent import Agent
+    from .agent.service import Agent
 
     agent = Agent(config)
     agent.install_signal_handlers()

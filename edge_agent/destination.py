@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-from .lineproto import normalize_precision
+from .lineproto.timestamps import normalize_precision
 
 __all__ = ["Destination", "retarget_to"]
 

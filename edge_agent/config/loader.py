@@ -8,10 +8,10 @@ import socket
 from typing import Dict, List, Mapping, Optional
 
 from ..errors import ConfigError
-from ..yamlpos import load_yaml
 from .model import AgentConfig, BufferConfig, Config, InfluxConfig, WriteConfig
 from .schema import Context, Section
 from .sources import parse_sources
+from .yamlpos import load_yaml
 
 __all__ = ["DEFAULT_PATH", "config_path_from", "load_config", "parse_config"]
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit, urlunsplit
 
 from ..destination import Destination
-from ..units import format_duration, format_size
+from .units import format_duration, format_size
 
 __all__ = [
     "AgentConfig",
@@ -67,7 +67,7 @@ class InfluxConfig:
         return Destination(self.bucket, self.org, self.precision)
 
     def settings(self) -> Dict[str, Any]:
-        """Keyword arguments for ``edge_agent.transport.InfluxSettings``."""
+        """Keyword arguments for ``edge_agent.delivery.transport.InfluxSettings``."""
         return {
             "url": self.url, "api": self.api, "token": self.token, "org": self.org,
             "username": self.username, "password": self.password, "gzip": self.gzip,

@@ -12,8 +12,8 @@ import difflib
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from ..errors import ConfigError
-from ..units import parse_duration, parse_size
-from ..yamlpos import Mark, YMap, YNode, YScalar, YSeq, plain
+from .units import parse_duration, parse_size
+from .yamlpos import Mark, YMap, YNode, YScalar, YSeq, plain
 
 T = TypeVar("T")
 

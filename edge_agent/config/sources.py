@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from ..errors import ConfigError
-from ..yamlpos import Mark, YMap
 from .model import (
     I2CSourceConfig,
     MqttSourceConfig,
@@ -16,6 +15,7 @@ from .model import (
     TlsConfig,
 )
 from .schema import Context, Section
+from .yamlpos import Mark, YMap
 
 __all__ = ["I2C_DRIVERS", "SERIAL_DRIVERS", "SOURCE_TYPES", "parse_sources", "parse_topic"]
 
@@ -235,9 +235,9 @@ def _subscription(section: Section, default_measurement: str) -> Subscription:
 def parse_topic(topic: str, fail: _Fail) -> Tuple[Tuple[str, ...], Dict[str, int]]:
     """Split a topic template into levels and captures; ``fail(message)`` builds the error.
 
-    The rules are the MQTT source's own (:func:`~edge_agent.sources.mqtt_parse.parse_template`).
+    The rules are the MQTT source's own (:func:`~edge_agent.sources.mqtt.topics.parse_template`).
     """
-    from ..sources.mqtt_parse import parse_template
+    from ..sources.mqtt.topics import parse_template
 
     kinds = parse_template(topic, fail)
     captures = {text: index for index, (kind, text) in enumerate(kinds) if kind == "cap"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence
 
 from ..destination import Destination
-from ..lineproto import LineEncoder
+from ..lineproto.encoder import LineEncoder
 
 __all__ = ["Sink", "Source", "SourceStatus"]
 

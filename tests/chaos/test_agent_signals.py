@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Set, Tuple
 
-from edge_agent.buffer import DiskBuffer
+from edge_agent.buffer.disklog import DiskBuffer
 from tests.integration.test_agent_e2e import (
     AgentProcess,
     LoadPublisher,

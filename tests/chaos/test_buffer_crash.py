@@ -25,9 +25,9 @@ SEED = 20240517
 
 
 def writer(directory: str, start: int, sync: str) -> None:
-    from edge_agent.buffer import DiskBuffer
+    from edge_agent.buffer.disklog import DiskBuffer
+    from edge_agent.buffer.durable import DurableWriter
     from edge_agent.destination import Destination
-    from edge_agent.durable import DurableWriter
 
     buf = DiskBuffer(directory, sync=sync)
     w = DurableWriter(buf, commit_interval=0.02, batch_size=300)
@@ -53,7 +53,7 @@ def writer(directory: str, start: int, sync: str) -> None:
 
 
 def read_points(directory: Path) -> List[int]:
-    from edge_agent.buffer import DiskBuffer
+    from edge_agent.buffer.disklog import DiskBuffer
 
     buf = DiskBuffer(directory)
     try:

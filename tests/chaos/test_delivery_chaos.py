@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable, List, Set
 
 from edge_agent import InfluxDBClient, WriteOptions
-from edge_agent.buffer import DiskBuffer
+from edge_agent.buffer.disklog import DiskBuffer
 from tests.harness.fault_server import FaultServer, error_answer
 from tests.harness.servers import InfluxServer
 
@@ -146,10 +146,10 @@ def test_new_data_does_not_cut_a_backoff_short(fault_server: FaultServer,
 def test_backlog_of_odd_sized_segments_does_not_wait_for_flush_interval(
         fault_server: FaultServer) -> None:
     """After an outage, segments that do not pack into batch_size still go out back to back."""
+    from edge_agent.buffer.memqueue import MemoryQueue
+    from edge_agent.delivery.flusher import Flusher
+    from edge_agent.delivery.transport import InfluxSettings, Transport
     from edge_agent.destination import Destination
-    from edge_agent.flusher import Flusher
-    from edge_agent.memqueue import MemoryQueue
-    from edge_agent.transport import InfluxSettings, Transport
 
     queue = MemoryQueue()
     for i in range(6):  # sealed by commit_interval: 700 points each, 700 + 700 > 1000
@@ -171,11 +171,11 @@ def test_backlog_of_odd_sized_segments_does_not_wait_for_flush_interval(
 
 def writer(url: str, directory: str, start: int, seed: int) -> None:
     """The killed process: numbered points in, 'highest durable number' lines out."""
-    from edge_agent.deadletter import DeadLetters
+    from edge_agent.buffer.deadletter import DeadLetters
+    from edge_agent.buffer.durable import DurableWriter
+    from edge_agent.delivery.flusher import Flusher
+    from edge_agent.delivery.transport import InfluxSettings, Transport
     from edge_agent.destination import Destination
-    from edge_agent.durable import DurableWriter
-    from edge_agent.flusher import Flusher
-    from edge_agent.transport import InfluxSettings, Transport
 
     options = WriteOptions(batch_size=400, flush_interval=50, retry_interval=100,
                            max_retry_delay=500)
@@ -209,9 +209,9 @@ def writer(url: str, directory: str, start: int, seed: int) -> None:
 
 def test_kill_9_while_influxd_flaps_keeps_every_durable_point(
         influx_factory: Callable[[], InfluxServer], tmp_path: Path) -> None:
-    from edge_agent.deadletter import DeadLetters
-    from edge_agent.flusher import Flusher
-    from edge_agent.transport import InfluxSettings, Transport
+    from edge_agent.buffer.deadletter import DeadLetters
+    from edge_agent.delivery.flusher import Flusher
+    from edge_agent.delivery.transport import InfluxSettings, Transport
 
     rng = random.Random(SEED)
     server = influx_factory()

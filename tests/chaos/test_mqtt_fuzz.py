@@ -13,8 +13,8 @@ import uuid
 from pathlib import Path
 from typing import Any, List, Tuple
 
-from edge_agent.sources.mqtt import MqttSource
-from edge_agent.sources.mqtt_parse import TopicTemplate
+from edge_agent.sources.mqtt.source import MqttSource
+from edge_agent.sources.mqtt.topics import TopicTemplate
 from tests.integration.test_mqtt_source import MemorySink, Publisher, config, wait_for
 
 ALPHABET = "ab z,=/\\\"{}é€\t-_.+#"

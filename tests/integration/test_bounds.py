@@ -14,13 +14,13 @@ from typing import Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
-from edge_agent.buffer import DiskBuffer
-from edge_agent.deadletter import DeadLetters
+from edge_agent.buffer.deadletter import DeadLetters
+from edge_agent.buffer.disklog import DiskBuffer
+from edge_agent.buffer.durable import DurableWriter
+from edge_agent.delivery.flusher import Flusher
+from edge_agent.delivery.transport import InfluxSettings, Transport
 from edge_agent.destination import Destination
-from edge_agent.durable import DurableWriter
-from edge_agent.flusher import Flusher
 from edge_agent.options import WriteOptions
-from edge_agent.transport import InfluxSettings, Transport
 from tests.harness.servers import InfluxServer
 
 T0 = 1_700_000_000_000_000_000

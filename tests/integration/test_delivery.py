@@ -6,11 +6,11 @@ import random
 
 import pytest
 
+from edge_agent.buffer.memqueue import MemoryQueue
+from edge_agent.delivery.flusher import Callbacks, Flusher
+from edge_agent.delivery.transport import InfluxSettings, Transport
 from edge_agent.destination import Destination
-from edge_agent.flusher import Callbacks, Flusher
-from edge_agent.memqueue import MemoryQueue
 from edge_agent.options import WriteOptions
-from edge_agent.transport import InfluxSettings, Transport
 from tests.harness.fault_server import Answer, error_answer
 
 DEST = Destination("b", "o", "ns")

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_agent.agent import Agent
+from edge_agent.agent.service import Agent
 from edge_agent.config import load_config
 
 P = f"it{uuid.uuid4().hex[:6]}"  # topic root of this module's run (shared broker)

@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterator, List, Optional
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_agent.sources.mqtt import MqttSource, collect_once
+from edge_agent.sources.mqtt.once import collect_once
+from edge_agent.sources.mqtt.source import MqttSource
 
 # Running as root, mosquitto drops to the "mosquitto" user and cannot write its
 # persistence file into our temp dir: a restart would then lose the session.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, List, Tuple
 
 from edge_agent import InfluxDBClient, WriteOptions
-from edge_agent.buffer import DiskBuffer
+from edge_agent.buffer.disklog import DiskBuffer
 from tests.harness.fault_server import Answer, FaultServer, Request, error_answer
 from tests.harness.servers import InfluxServer
 

@@ -11,17 +11,16 @@ from typing import Iterator, List
 
 import pytest
 
-from edge_agent.destination import Destination
-from edge_agent.errors import ConfigError, WriteError
-from edge_agent.transport import (
+from edge_agent.delivery.outcome import (
     MAX_MESSAGE,
-    InfluxSettings,
     Outcome,
-    Transport,
     WriteResult,
     parse_retry_after,
     server_message,
 )
+from edge_agent.delivery.transport import InfluxSettings, Transport
+from edge_agent.destination import Destination
+from edge_agent.errors import ConfigError, WriteError
 from tests.harness.fault_server import Answer, FaultServer, error_answer
 from tests.harness.servers import free_port
 

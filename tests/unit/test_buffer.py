@@ -10,10 +10,10 @@ from typing import List
 
 import pytest
 
-from edge_agent.buffer import BufferStats, DiskBuffer, Segment, reserved_bytes
+from edge_agent.buffer.disklog import BufferStats, DiskBuffer, Segment, reserved_bytes
+from edge_agent.buffer.segment import PAGE_SIZE, ROW_OVERHEAD
 from edge_agent.destination import Destination
 from edge_agent.errors import BufferError_
-from edge_agent.segment import PAGE_SIZE, ROW_OVERHEAD
 
 A = Destination("a")
 B = Destination("b", "org", "s")
@@ -366,7 +366,7 @@ def test_bookkeeping_rebuilt_when_missing(tmp_path: Path):
 
 
 def test_busy_full_or_unreachable_is_not_corruption():
-    from edge_agent.buffer import _is_corruption
+    from edge_agent.buffer.recovery import is_corruption as _is_corruption
 
     for text in ("database is locked", "database or disk is full", "unable to open database file",
                  "disk I/O error"):

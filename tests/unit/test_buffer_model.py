@@ -17,7 +17,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from edge_agent.buffer import BufferStats, DiskBuffer, Segment, reserved_bytes
+from edge_agent.buffer.disklog import BufferStats, DiskBuffer, Segment, reserved_bytes
 from edge_agent.destination import Destination
 
 DESTS = [Destination("a"), Destination("b", "o", "s")]

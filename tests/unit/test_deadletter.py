@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge_agent.deadletter import DeadLetters
+from edge_agent.buffer.deadletter import DeadLetters
 from edge_agent.destination import Destination
 
 T = datetime(2024, 5, 17, 12, 34, 56, 250000, tzinfo=timezone.utc).timestamp()

@@ -20,8 +20,8 @@ from influxdb_client import Point as RefPoint
 from influxdb_client.client.write_api import SYNCHRONOUS, PointSettings
 
 from edge_agent import Point
-from edge_agent.lineproto import DROPS
-from edge_agent.records import Serializer
+from edge_agent.client.records import Serializer
+from edge_agent.lineproto.encoder import DROPS
 
 Build = Callable[[Any], Any]
 

@@ -10,10 +10,10 @@ from typing import Iterator, List
 
 import pytest
 
-from edge_agent import durable
-from edge_agent.buffer import DiskBuffer
+from edge_agent.buffer import durable
+from edge_agent.buffer.disklog import DiskBuffer
+from edge_agent.buffer.durable import DurableWriter
 from edge_agent.destination import Destination
-from edge_agent.durable import DurableWriter
 from edge_agent.errors import BufferError_
 
 A = Destination("a")

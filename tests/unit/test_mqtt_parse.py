@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from edge_agent.errors import ConfigError
-from edge_agent.lineproto import LineEncoder
-from edge_agent.sources.mqtt import backoff_delay
-from edge_agent.sources.mqtt_dedup import DedupIndex, message_digest
-from edge_agent.sources.mqtt_parse import MessageParser, Rejected, TopicTemplate
+from edge_agent.lineproto.encoder import LineEncoder
+from edge_agent.sources.mqtt.client import backoff_delay
+from edge_agent.sources.mqtt.dedup import DedupIndex, message_digest
+from edge_agent.sources.mqtt.payloads import MessageParser, Rejected
+from edge_agent.sources.mqtt.topics import TopicTemplate
 
 T = 1_700_000_000_123_456_789  # receive time, ns
 
@@ -315,7 +316,7 @@ def test_decode_publish_agrees_with_paho() -> None:
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    from edge_agent.sources.mqtt_client import decode_publish
+    from edge_agent.sources.mqtt.client import decode_publish
 
     rng = random.Random(5)
     for _ in range(2000):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from edge_agent import Point, WritePrecision
-from edge_agent.lineproto import DROPS, LineEncoder
+from edge_agent.lineproto.encoder import DROPS, LineEncoder
 
 
 def test_reference_outputs():

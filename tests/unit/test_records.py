@@ -11,9 +11,10 @@ from typing import Any, Iterator
 import pandas as pd
 import pytest
 
-from edge_agent import Point, lineproto
-from edge_agent.lineproto import DROPS, Drops, LineEncoder
-from edge_agent.records import Serializer
+from edge_agent import Point
+from edge_agent.client.records import Serializer
+from edge_agent.lineproto import encoder, formatters
+from edge_agent.lineproto.encoder import DROPS, Drops, LineEncoder
 
 
 def test_str_and_bytes_lose_blank_lines_and_surrounding_whitespace() -> None:
@@ -268,9 +269,9 @@ def test_non_str_tag_values_are_written_but_not_cached() -> None:
 
 
 def test_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lineproto, "_CACHE_MAX", 5)
-    monkeypatch.setattr(lineproto, "_FORMATTER_MAX", 4)
-    monkeypatch.setattr(lineproto, "_FORMATTERS", {})
+    monkeypatch.setattr(encoder, "_CACHE_MAX", 5)
+    monkeypatch.setattr(formatters, "_FORMATTER_MAX", 4)
+    monkeypatch.setattr(formatters, "_FORMATTERS", {})
     enc = LineEncoder("ns")
     for round_ in range(3):
         for i in range(12):
@@ -278,16 +279,16 @@ def test_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
             assert enc.encode("m", {"host": f"h{i}"}, fields, round_) == \
                 f"m,host=h{i} f{i % 6}=1.5,n={i}i {round_}"
             assert len(enc._shapes) <= 5
-            assert len(lineproto._FORMATTERS) <= 4
+            assert len(formatters._FORMATTERS) <= 4
 
 
 def test_layout_compiles_only_when_seen_twice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lineproto, "_FORMATTERS", {})
+    monkeypatch.setattr(formatters, "_FORMATTERS", {})
     enc = LineEncoder("ns")
     enc.encode("m", None, {"once": 1})
-    assert list(lineproto._FORMATTERS.values()) == [None]
+    assert list(formatters._FORMATTERS.values()) == [None]
     enc.encode("m", {"t": "a"}, {"once": 2})  # another series, same layout and types
-    assert [f is not None for f in lineproto._FORMATTERS.values()] == [True]
+    assert [f is not None for f in formatters._FORMATTERS.values()] == [True]
 
 
 def test_batch_list_and_tuple_match_lazy_lines() -> None:

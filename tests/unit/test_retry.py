@@ -12,9 +12,9 @@ import random
 
 import pytest
 
+from edge_agent.delivery.outcome import Outcome, classify
 from edge_agent.options import WriteOptions
 from edge_agent.retry import RetrySchedule
-from edge_agent.transport import Outcome, classify
 
 # The seed's documented ranges for the defaults (5 s, base 2, cap 125 s), in
 # seconds; past the cap the delay is the cap itself.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from edge_agent.sdnotify import Notifier
+from edge_agent.agent.sdnotify import Notifier
 
 
 def _listen(path: str) -> socket.socket:

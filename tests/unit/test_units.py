@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_agent.units import format_duration, format_size, parse_duration, parse_size
+from edge_agent.config.units import format_duration, format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,63 @@
+"""An in-memory segment queue with the DiskBuffer's shape (the seed's batching mode).
+
+Used by the library's batching writer when no ``buffer_dir`` is given: points
+live in memory, and a batch that exhausts its retries is dropped (and handed
+to the error callback), exactly as the seed describes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import deque
+from typing import Deque, List, Sequence, Tuple
+
+from ..destination import Destination
+from .counters import Counters
+from .segment import Segment
+
+__all__ = ["MemoryQueue"]
+
+
+class MemoryQueue:
+    """FIFO of segments; ``head`` returns consecutive segments of one destination."""
+
+    def __init__(self) -> None:
+        self._items: Deque[Tuple[int, Segment]] = deque()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.counters = Counters()
+        self.points = 0
+
+    def append(self, dest: Destination, data: bytes, count: int, first_time: float) -> int:
+        with self._lock:
+            seg_id = next(self._ids)
+            self._items.append((seg_id, Segment(dest, count, data, first_time)))
+            self.points += count
+            return seg_id
+
+    def head(self, max_points: int, max_bytes: int) -> List[Tuple[int, Segment]]:
+        out: List[Tuple[int, Segment]] = []
+        points = size = 0
+        with self._lock:
+            for seg_id, seg in self._items:
+                if out and (seg.dest != out[0][1].dest or points + seg.count > max_points
+                            or size + len(seg.data) > max_bytes):
+                    break
+                out.append((seg_id, seg))
+                points += seg.count
+                size += len(seg.data) + 1
+        return out
+
+    def remove(self, ids: Sequence[int]) -> int:
+        """Drop these segments; returns the points removed (missing ids are ignored)."""
+        gone = set(ids)
+        with self._lock:
+            kept = deque(item for item in self._items if item[0] not in gone)
+            removed = sum(seg.count for seg_id, seg in self._items if seg_id in gone)
+            self.points -= removed
+            self._items = kept
+        return removed
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,123 @@
+"""Opening the buffer's SQLite file, checking it, and moving a damaged one aside.
+
+The settings make a diskcache ``Cache`` a log, not a cache: ``eviction_policy='none'``
+(its default policy silently evicts), WAL journal, ``synchronous`` NORMAL (survives
+kill -9) or FULL (survives power loss), segments kept inline in their SQLite row
+(``disk_min_file_size`` far above any segment) so the row's commit covers the bytes,
+and no mmap with a small page cache so memory stays small.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from typing import Any, Dict, Mapping, Optional
+
+import diskcache
+
+from .segment import PAGE_SIZE
+
+__all__ = ["META_KEY", "SYNC_LEVELS", "Corrupt", "check_pages", "is_corruption", "meta_record",
+           "move_aside", "open_cache", "read_meta", "reserved_bytes"]
+
+SYNC_LEVELS = {"normal": 1, "full": 2}
+META_KEY = "edge_agent.buffer.meta"
+META_VERSION = 1
+# Values below this stay inline in the SQLite row (diskcache writes larger
+# ones to side files without fsync). The durable writer cuts segments near
+# 1 MiB, so only a single absurd line could come close.
+_INLINE_LIMIT = 1 << 30
+_PAGE_CACHE_KIB = 2048
+_LOCK_TIMEOUT = 30.0
+
+
+def _wal_pages(max_size: int) -> int:
+    """WAL checkpoint size: a WAL that could outgrow a tiny budget is checkpointed sooner."""
+    return max(16, min(1000, max_size // PAGE_SIZE // 8))
+
+
+def reserved_bytes(max_size: int) -> int:
+    """Disk the buffer uses besides its segments: WAL, -shm, schema and bookkeeping pages."""
+    return _wal_pages(max_size) * PAGE_SIZE + 32 * 1024 + 16 * PAGE_SIZE
+
+
+def open_cache(directory: str, max_size: int, sync: str) -> diskcache.Cache:
+    """The diskcache ``Cache`` of a buffer directory, configured as a log."""
+    wal_pages = _wal_pages(max_size)
+    return diskcache.Cache(
+        directory,
+        timeout=_LOCK_TIMEOUT,
+        eviction_policy="none",
+        cull_limit=0,
+        size_limit=1 << 62,
+        statistics=0,
+        tag_index=0,
+        sqlite_auto_vacuum=0,  # freed pages are reused; no page shuffling
+        sqlite_journal_mode="wal",
+        sqlite_synchronous=SYNC_LEVELS[sync],
+        sqlite_mmap_size=0,
+        sqlite_cache_size=-_PAGE_CACHE_KIB,
+        sqlite_wal_autocheckpoint=wal_pages,
+        sqlite_journal_size_limit=wal_pages * PAGE_SIZE,
+        disk_min_file_size=_INLINE_LIMIT,
+    )
+
+
+def read_meta(cache: diskcache.Cache) -> Optional[Dict[str, Any]]:
+    """The buffer's bookkeeping record, or ``None`` when missing or of another version."""
+    raw = cache.get(META_KEY)
+    if not isinstance(raw, str):
+        return None
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(meta, dict) or meta.get("version") != META_VERSION:
+        return None
+    return meta
+
+
+def meta_record(meta: Mapping[str, int], clean: bool, counters: Mapping[str, Any]) -> str:
+    """The stored form of the bookkeeping: segment ids, totals, counters, clean shutdown."""
+    record: Dict[str, object] = dict(meta)
+    record["version"] = META_VERSION
+    record["clean"] = clean
+    record["counters"] = dict(counters)
+    return json.dumps(record)
+
+
+class Corrupt(Exception):
+    """A stored value is not a segment this code wrote."""
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """SQLite errors that mean the file is damaged, not busy/full/unreachable."""
+    if isinstance(exc, Corrupt):
+        return True
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "malformed" in text or "not a database" in text or "corrupt" in text
+    return True
+
+
+def check_pages(cache: diskcache.Cache) -> None:
+    """After an unclean stop (kill -9, power loss): let SQLite check the pages."""
+    ((verdict,),) = cache._sql("PRAGMA quick_check(1)").fetchall()
+    if verdict != "ok":
+        raise Corrupt(f"SQLite quick_check: {verdict}")
+
+
+def move_aside(directory: str) -> str:
+    """Rename a damaged buffer directory to a new ``.corrupt-<time>`` name; returns it."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    base = f"{directory.rstrip(os.sep)}.corrupt-{stamp}"
+    target, n = base, 1
+    while os.path.exists(target):
+        target = f"{base}-{n}"
+        n += 1
+    os.rename(directory, target)
+    return target

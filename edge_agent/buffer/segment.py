@@ -1,0 +1,87 @@
+"""A segment: lines of line protocol for one destination, and its stored form.
+
+A segment is a few hundred to a few thousand lines (joined by ``\\n``)
+written in one transaction with its point count and the wall-clock time of
+its oldest point. On disk it is one value: a small header (magic, count,
+first_time, destination key length), the destination key, then the lines.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional
+
+from ..destination import Destination
+
+__all__ = ["BufferStats", "PAGE_SIZE", "ROW_OVERHEAD", "Segment", "decode_segment",
+           "encode_segment"]
+
+# Counted per segment on top of its bytes: the SQLite row and index entries.
+ROW_OVERHEAD = 96
+# SQLite's page size (diskcache's default); a page keeps about 100 bytes for itself.
+PAGE_SIZE = 4096
+_PAGE_USABLE = PAGE_SIZE - 100
+
+_MAGIC = b"EAS1"
+_HEADER = struct.Struct("<4sIdH")  # magic, count, first_time, len(destination key)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One committed group of lines for one destination."""
+
+    dest: Destination
+    count: int  # points (lines) in data
+    data: bytes  # lines of line protocol joined by b"\n"
+    first_time: float  # wall-clock seconds of the oldest point, for max_age
+
+    def lines(self) -> List[bytes]:
+        return self.data.split(b"\n")
+
+    @property
+    def stored_size(self) -> int:
+        """Bytes of SQLite pages this segment fills: what counts against ``max_size``.
+
+        Rows share a page only while two or more fit; a larger row fills whole
+        pages (its own, then overflow pages).
+        """
+        row = len(self.data) + _HEADER.size + len(self.dest.key()) + ROW_OVERHEAD
+        if row <= _PAGE_USABLE // 2:
+            per_page = _PAGE_USABLE // row
+            return -(-PAGE_SIZE // per_page)
+        return -(-row // _PAGE_USABLE) * PAGE_SIZE
+
+
+@dataclass(frozen=True)
+class BufferStats:
+    points: int
+    segments: int
+    bytes: int  # counted against max_size (segment bytes + per-row overhead)
+    oldest: Optional[float]  # first_time of the head segment, None when empty
+
+    def as_dict(self) -> Dict[str, Any]:
+        """For status.json and ``edge-agent status``."""
+        return {"points": self.points, "segments": self.segments, "bytes": self.bytes,
+                "oldest": self.oldest}
+
+
+def encode_segment(seg: Segment) -> bytes:
+    key = seg.dest.key().encode("utf-8")
+    return _HEADER.pack(_MAGIC, seg.count, seg.first_time, len(key)) + key + seg.data
+
+
+def decode_segment(value: Any, dest_of: Callable[[str], Destination]) -> Segment:
+    """The segment stored in ``value``; ``ValueError`` when it is not one we wrote.
+
+    ``dest_of`` turns a destination key into a Destination (the buffer caches them).
+    """
+    if type(value) is not bytes or value[:4] != _MAGIC or len(value) < _HEADER.size:
+        raise ValueError("not a segment")
+    _, count, first_time, klen = _HEADER.unpack_from(value)
+    start = _HEADER.size + klen
+    try:
+        dest = dest_of(value[_HEADER.size:start].decode("utf-8"))
+    except ValueError as exc:
+        raise ValueError(f"bad destination: {exc}") from exc
+    return Segment(dest, count, value[start:], first_time)

@@ -1,0 +1,237 @@
+"""``WriteApi``: the seed's write interface, optionally made durable.
+
+* ``SYNCHRONOUS``: each ``write()`` is one HTTP request; a failure raises
+  :class:`~edge_agent.errors.WriteError` carrying the status and the server's message.
+* ``ASYNCHRONOUS``: the same request on a worker thread; ``write()`` returns a
+  future (``.get()`` as in the seed, or ``.result()``).
+* batching (default): points are queued and a background flusher sends batches
+  of ``batch_size`` every ``flush_interval`` with jitter and retry. Without
+  ``buffer_dir`` the queue is in memory and an exhausted batch is dropped to the
+  error callback (the seed's behaviour); with ``WriteOptions(buffer_dir=PATH)``
+  the queue is the disk buffer and nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Dict, Iterable, Iterator, List, Optional
+
+from ..buffer.memqueue import MemoryQueue
+from ..delivery.flusher import Callbacks, Flusher
+from ..delivery.outcome import Outcome
+from ..delivery.transport import Transport
+from ..destination import Destination
+from ..errors import WriteError
+from ..options import PointSettings, WriteOptions, WriteType
+from .point import DEFAULT_WRITE_PRECISION
+from .records import Serializer
+
+__all__ = ["WriteApi"]
+
+log = logging.getLogger("edge_agent.write_api")
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[List[str]]:
+    chunk: List[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _AsyncResult:
+    """The seed's async handle: ``get()`` blocks for the outcome."""
+
+    def __init__(self, future: Future) -> None:
+        self._future = future
+
+    def get(self, timeout: Optional[float] = None) -> Any:
+        return self._future.result(timeout)
+
+    result = get
+
+    def done(self) -> bool:
+        return self._future.done()
+
+
+class WriteApi:
+    """Writes records to InfluxDB; get one from ``InfluxDBClient.write_api()``."""
+
+    def __init__(
+        self,
+        client: Any,
+        write_options: Optional[WriteOptions] = None,
+        point_settings: Optional[PointSettings] = None,
+        success_callback: Any = None,
+        error_callback: Any = None,
+        retry_callback: Any = None,
+    ) -> None:
+        self._client = client
+        self._options = write_options or WriteOptions()
+        # Client-wide tags, then the write API's own; ``${env.NAME}`` read from the environment.
+        tags = PointSettings(**(getattr(client, "default_tags", None) or {})).default_tags
+        if point_settings is not None:
+            tags.update(point_settings.default_tags)
+        self._default_tags = tags
+        self._serializers: Dict[str, Serializer] = {}
+        self._transport = Transport(client.settings)
+        self._callbacks = Callbacks(success_callback, error_callback, retry_callback)
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._closed = False
+        self._queue: Any = None
+        self._durable: Any = None
+        self._flusher: Optional[Flusher] = None
+        if self._options.write_type == WriteType.batching:
+            self._start_batching()
+
+    # -- set-up ---------------------------------------------------------------
+
+    def _start_batching(self) -> None:
+        opts = self._options
+        dead_letters = None
+        if opts.buffer_dir:
+            from ..buffer.deadletter import DeadLetters
+            from ..buffer.disklog import DiskBuffer
+            from ..buffer.durable import DurableWriter
+
+            os.makedirs(opts.buffer_dir, exist_ok=True)
+            self._queue = DiskBuffer(os.path.join(opts.buffer_dir, "buffer"),
+                                     max_size=opts.max_size, max_age=opts.max_age,
+                                     sync=opts.sync)
+            dead_letters = DeadLetters(os.path.join(opts.buffer_dir, "dead-letters.lp"))
+            self._durable = DurableWriter(
+                self._queue, commit_interval=opts.commit_interval / 1000.0,
+                batch_size=opts.batch_size)
+        else:
+            self._queue = MemoryQueue()
+        self._flusher = Flusher(self._queue, self._transport, opts, dead_letters,
+                                durable=bool(opts.buffer_dir), callbacks=self._callbacks)
+        self._flusher.start()
+
+    def _serializer(self, precision: Any) -> Serializer:
+        key = str(getattr(precision, "value", precision))
+        ser = self._serializers.get(key)
+        if ser is None:
+            ser = self._serializers[key] = Serializer(precision, self._default_tags)
+        return ser
+
+    # -- writing --------------------------------------------------------------
+
+    def write(
+        self,
+        bucket: str,
+        org: Optional[str] = None,
+        record: Any = None,
+        write_precision: Any = DEFAULT_WRITE_PRECISION,
+        **kwargs: Any,
+    ) -> Any:
+        """Write ``record`` (any record kind, or an iterable of them) to ``bucket``."""
+        if self._closed:
+            raise WriteError("write_api is closed")
+        if record is None:
+            return None
+        serializer = self._serializer(write_precision)
+        dest = Destination(bucket, org if org is not None else (self._client.org or ""),
+                           serializer.precision)
+        mode = self._options.write_type
+        if mode == WriteType.synchronous:
+            return self._write_now(dest, serializer.to_bytes(record, **kwargs))
+        if mode == WriteType.asynchronous:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(4, thread_name_prefix="edge-agent-async")
+            body = serializer.to_bytes(record, **kwargs)
+            return _AsyncResult(self._executor.submit(self._write_now, dest, body))
+        self._enqueue(dest, serializer.lines(record, **kwargs))
+        return None
+
+    def _write_now(self, dest: Destination, body: bytes) -> None:
+        if not body:
+            return
+        result = self._transport.write(dest, body)
+        if result.outcome is not Outcome.OK:
+            raise result.error()
+
+    def _enqueue(self, dest: Destination, lines: Iterable[str]) -> None:
+        size = self._options.batch_size
+        for chunk in _chunks(lines, size):
+            if self._durable is not None:
+                self._durable.add(chunk, dest)
+            else:
+                data = "\n".join(chunk).encode("utf-8")
+                self._queue.append(dest, data, len(chunk), time.time())
+                self._queue.counters.add("accepted", len(chunk))
+            if self._flusher is not None and len(chunk) >= size:
+                self._flusher.notify()
+
+    # -- flush / close --------------------------------------------------------
+
+    def wait_durable(self, timeout: Optional[float] = None) -> bool:
+        """Block until everything written so far is committed to the disk buffer."""
+        if self._durable is None:
+            return False
+        if self._durable.flush():
+            return True
+        return bool(self._durable.wait_durable(self._durable.last_ticket, timeout))
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Send what is pending now; ``True`` when nothing is left queued.
+
+        Stops early (returns ``False``) when InfluxDB fails and a retry would
+        have to wait longer than ``timeout`` (default: no waiting).
+        """
+        if self._flusher is None:
+            return True
+        if self._durable is not None:
+            self._durable.flush()
+        return self._flusher.drain(timeout or 0.0)
+
+    def close(self) -> None:
+        """Deliver what is pending within ``max_close_wait``; report what could not be."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._flusher is not None:
+            self._flusher.stop()
+            if self._durable is not None:
+                self._durable.close()
+            # With a disk buffer the data is safe: a server that is down is not waited for.
+            done = self._flusher.drain(self._options.max_close_wait / 1000.0,
+                                       give_up_on_failure=self._durable is not None)
+            if not done:
+                left = self._pending_points()
+                where = ("kept in the disk buffer for the next run" if self._durable is not None
+                         else "lost (no buffer_dir)")
+                log.error("write_api closed with %d point(s) undelivered after "
+                          "max_close_wait: %s", left, where)
+            if hasattr(self._queue, "close"):
+                self._queue.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self._transport.close()
+
+    def _pending_points(self) -> int:
+        queue = self._queue
+        if queue is None:
+            return 0
+        if hasattr(queue, "stats"):
+            return int(queue.stats().points)
+        return int(getattr(queue, "points", 0))
+
+    @property
+    def counters(self) -> Dict[str, Any]:
+        """Accepted / written / rejected / dropped... for this writer."""
+        return dict(self._queue.counters.snapshot()) if self._queue is not None else {}
+
+    def __enter__(self) -> WriteApi:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort, like the seed
+        pass
