@@ -3,7 +3,7 @@
     edge-agent [-c PATH]                    run until stopped (SIGTERM/SIGINT; SIGHUP reloads)
     edge-agent --once [--dry-run] [-c PATH] one cycle with a report; exit 0 when all worked
     edge-agent check-config [-c PATH]       validate; print the effective config, secrets redacted
-    edge-agent status [-c PATH]             buffer depth, counters, sources (while running, too)
+    edge-agent status [--json] [-c PATH]    buffer, delivery, counters, sources (while running, too)
 
 Config path: ``-c``, else ``$EDGE_AGENT_CONFIG``, else ``/etc/edge-agent/config.yaml``.
 Errors a user can cause print one line and exit 2 (config) or 1, never a traceback.
@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --once: print the line protocol, write nothing")
     parser.add_argument("--wait", type=float, default=5.0, metavar="SECONDS",
                         help="with --once: how long to collect MQTT messages (default 5)")
+    parser.add_argument("--json", action="store_true",
+                        help="with status: the full status as JSON, for scripts and monitoring")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                         help="override agent.log_level")
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
@@ -86,7 +88,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "status":
         from .agent.commands import status
 
-        return status(config, sys.stdout)
+        return status(config, sys.stdout, as_json=args.json)
     if args.once:
         from .agent.once import run_once
 

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# The agent's main job on the built-in emulated hardware: no sensors and no
-# InfluxDB needed. Installs into .venv, then runs one diagnostic cycle that
-# reads every emulated sensor and prints the line protocol it would write.
-# Pass other arguments to run differently, e.g. `scripts/demo.sh run`.
+# The agent's main job on the built-in emulated hardware, end to end: installs
+# what it needs (Debian's influxdb if missing, a venv with the package), starts
+# a throwaway influxd on a free 127.0.0.1 port, runs the real agent, stops
+# influxd midway for ten seconds and starts it again, then prints what was read,
+# what InfluxDB holds, the accounting and a chart. About a minute.
+#
+#   scripts/demo.sh                 the end-to-end run (options: --seconds N --outage N)
+#   scripts/demo.sh --once          one dry-run diagnostic cycle: the line protocol it would write
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e .
-if [ $# -eq 0 ]; then
-    set -- --once --dry-run
+. scripts/lib.sh
+if [ "${1:-}" = "--once" ]; then
+    venv_install .venv ""
+    exec .venv/bin/edge-agent -c config/demo.yaml --once --dry-run
 fi
-exec .venv/bin/edge-agent -c config/demo.yaml "$@"
+apt_need influxd:influxdb
+venv_install .venv ""
+exec .venv/bin/python scripts/demo.py "$@"

@@ -6,25 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-
-need=()
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-command -v influxd >/dev/null 2>&1 || need+=(influxdb)
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
-command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "== installing Debian packages: ${need[*]}"
-    sudo_ apt-get update -qq
-    sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+. scripts/lib.sh
+apt_need mosquitto:mosquitto influxd:influxdb systemd-analyze:systemd
 
 echo "== virtualenv .venv ($(python3 --version))"
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+venv_install .venv '[test]'
 
 echo "== ruff"
-.venv/bin/ruff check edge_agent tests bench
+.venv/bin/ruff check edge_agent tests bench scripts
 echo "== mypy"
 .venv/bin/mypy
 
@@ -43,7 +32,7 @@ done
 if [ -n "$py39" ]; then
     echo "== unit tests under $("$py39" --version)"
     [ -x .venv39/bin/python ] || "$py39" -m venv .venv39
-    .venv39/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    venv_install .venv39 '[test]'
     .venv39/bin/python -m pytest -q -p no:cacheprovider tests/unit
 else
     echo "== no python3.9 on this machine: the 3.9 unit run is left out (ruff and mypy still check 3.9 syntax)"

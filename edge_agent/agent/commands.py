@@ -52,48 +52,30 @@ def read_status(config: Config) -> Optional[Dict[str, Any]]:
 
 def _offline_status(config: Config) -> Dict[str, Any]:
     from ..buffer.segment import BufferStats
+    from ..delivery.transport import strip_userinfo
     from .store import buffer_dir, open_buffer
 
+    delivery = {"url": strip_userinfo(config.influx.url), "rate": None}
     if not os.path.isdir(buffer_dir(config)):
-        return {"buffer": BufferStats(0, 0, 0, None).as_dict(),
+        return {"buffer": BufferStats(0, 0, 0, None).as_dict(), "delivery": delivery,
                 "counters": {}, "sources": [], "dead_letters": []}
     buffer = open_buffer(config)
     try:
-        return {"buffer": buffer.stats().as_dict(),
+        return {"buffer": buffer.stats().as_dict(), "delivery": delivery,
                 "counters": buffer.counters.snapshot(), "sources": [], "dead_letters": []}
     finally:
         buffer.close()
 
 
-def status(config: Config, out: TextIO) -> int:
+def status(config: Config, out: TextIO, as_json: bool = False) -> int:
+    """``edge-agent status``: what the running agent reports, else what the disk holds."""
+    from .status_view import render
+
     live = read_status(config)
-    data = live or _offline_status(config)
-    if live:
-        age = time.time() - float(live.get("time", 0))
-        out.write(f"agent: running (pid {live['pid']}, status {age:.0f}s old)\n")
+    data = dict(live or _offline_status(config), live=bool(live))
+    if as_json:
+        json.dump(data, out, indent=1, default=str)
+        out.write("\n")
     else:
-        out.write("agent: not running\n")
-    buf = data["buffer"]
-    oldest = buf.get("oldest")
-    oldest_text = f"{time.time() - float(oldest):.0f}s old" if oldest else "none"
-    out.write(f"buffer: {buf['points']} point(s) in {buf['segments']} segment(s), "
-              f"{buf['bytes']} bytes, oldest {oldest_text}\n")
-    counters = data.get("counters", {})
-    names = ("accepted", "written", "rejected", "evicted", "dropped_invalid", "write_errors",
-             "retries")
-    out.write("counters: " + ", ".join(f"{n} {counters.get(n, 0)}" for n in names) + "\n")
-    last_ok = counters.get("last_success")
-    out.write("last success: " + (time.strftime("%Y-%m-%d %H:%M:%S",
-                                                time.localtime(float(last_ok)))
-                                  if last_ok else "never") + "\n")
-    if counters.get("last_error"):
-        out.write(f"last error: {counters['last_error']}\n")
-    for path in data.get("dead_letters", []):
-        out.write(f"dead letters: {path}\n")
-    for src in data.get("sources", []):
-        state = src.get("state") or ("connected" if src.get("connected") else "disconnected")
-        line = f"source {src.get('name')}: {state}"
-        if src.get("last_error"):
-            line += f" ({src['last_error']})"
-        out.write(line + "\n")
+        out.write("\n".join(render(data)) + "\n")
     return 0

@@ -27,6 +27,7 @@ from ..lineproto.encoder import DROPS, LineEncoder
 from ..options import WriteOptions
 from ..redact import register_secret
 from .sdnotify import Notifier
+from .status_view import DrainMeter
 from .store import open_buffer, open_dead_letters
 
 __all__ = ["Agent", "build_sources", "STATUS_FILE"]
@@ -97,6 +98,7 @@ class Agent:
         self._reload = threading.Event()
         self._metrics_encoder = LineEncoder(self.dest.precision, config.tags)
         self.started = time.time()
+        self._drain = DrainMeter()
 
     # -- signals --------------------------------------------------------------
 
@@ -238,14 +240,18 @@ class Agent:
         fields, points = DROPS.take()
         if fields or points:
             self.buffer.counters.add("dropped_invalid", fields + points)
+        counters = self.buffer.counters.snapshot()
         return {
             "pid": os.getpid(),
             "time": time.time(),
             "started": self.started,
             "buffer": stats.as_dict(),
-            "counters": self.buffer.counters.snapshot(),
+            "counters": counters,
             "dead_letters": self.dead_letters.files(),
             "sources": [source_status(s) for s in self.sources],
+            "delivery": {"url": strip_userinfo(self.config.influx.url),
+                         "rate": self._drain.sample(time.monotonic(),
+                                                    int(counters.get("written") or 0))},
         }
 
     def write_status(self) -> None:

@@ -7,6 +7,7 @@ database) and ``status`` with and without a running agent.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -225,7 +226,7 @@ def test_once_with_influx_down_keeps_points_then_delivers_backlog(
     status = run("status", "-c", str(config))  # not running: read from the buffer itself
     assert status.returncode == 0
     assert "agent: not running" in status.stdout
-    assert report_value(status.stdout, "buffer:").startswith("2 point(s)")
+    assert report_value(status.stdout, "buffer:").startswith("2 points (")
 
     once_config(tmp_path / "agent.yaml", state, influx.url, influx_db)
     result = run("--once", "-c", str(config))
@@ -271,9 +272,11 @@ def test_status_not_running_creates_nothing(tmp_path: Path) -> None:
     config = once_config(tmp_path / "agent.yaml", state, "http://127.0.0.1:9", "db")
     result = run("status", "-c", str(config))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[:2] == [
-        "agent: not running", "buffer: 0 point(s) in 0 segment(s), 0 bytes, oldest none"]
-    assert "last success: never" in result.stdout
+    assert result.stdout.splitlines()[:3] == [
+        "agent: not running", "buffer: empty (everything accepted has been delivered)",
+        "http://127.0.0.1:9: last success never"]
+    as_json = json.loads(run("status", "--json", "-c", str(config)).stdout)
+    assert (as_json["live"], as_json["buffer"]["points"]) == (False, 0)
     assert not state.exists()
 
 
@@ -294,12 +297,18 @@ def test_status_while_running_then_stopped(
     result = run("status", "-c", str(config))
     out = result.stdout
     assert result.returncode == 0, result.stderr
-    assert out.startswith(f"agent: running (pid {agent.pid}, status ")
+    assert out.startswith(f"agent: running, pid {agent.pid}, up ")
+    assert all(len(line) <= 80 for line in out.splitlines()), out
     counters = report_value(out, "counters:")
     accepted = int(re.search(r"accepted (\d+)", counters).group(1))  # type: ignore[union-attr]
     assert accepted > 0
-    assert report_value(out, "last success:") != "never"
-    assert "source climate: ok" in out
+    assert re.search(r"^http://127\.0\.0\.1:\d+: last success \d+ s ago$", out, re.M), out
+    assert re.search(r"^  climate +ok +last reading \d+ s ago, \d+ points, 0 errors$", out,
+                     re.M), out
+    as_json = json.loads(run("status", "--json", "-c", str(config)).stdout)
+    assert as_json["live"] is True and as_json["pid"] == agent.pid
+    assert as_json["counters"]["written"] > 0
+    assert [s["name"] for s in as_json["sources"]] == ["climate"]
 
     # A technician's --once beside the running agent writes directly and leaves
     # the agent's buffer (one writer per SQLite log) alone.
@@ -316,4 +325,4 @@ def test_status_while_running_then_stopped(
     assert agent.proc is not None and agent.proc.wait(60) == 0
     result = run("status", "-c", str(config))
     assert result.stdout.startswith("agent: not running\n")
-    assert report_value(result.stdout, "buffer:").startswith("0 point(s)")
+    assert report_value(result.stdout, "buffer:").startswith("empty")
