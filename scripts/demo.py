@@ -113,6 +113,7 @@ def run(seconds: float, outage: float, folder: Path) -> Dict[str, Any]:
         start = time.monotonic()
         stop_at, restart_at = seconds * 0.35, seconds * 0.35 + outage
         down_since = 0.0
+        backlog_until: Optional[int] = None  # points accepted when influxd came back
         last_print = 0.0
         while True:
             elapsed = time.monotonic() - start
@@ -126,6 +127,7 @@ def run(seconds: float, outage: float, folder: Path) -> Dict[str, Any]:
             elif not influx.running and elapsed >= restart_at:
                 summary["outage_seconds"] = round(time.monotonic() - down_since, 1)
                 influx.start()
+                backlog_until = status["counters"].get("accepted", 0) if status else 0
             if not influx.running and status:
                 summary["outage_backlog_max"] = max(summary["outage_backlog_max"],
                                                     status["buffer"]["points"])
@@ -135,8 +137,11 @@ def run(seconds: float, outage: float, folder: Path) -> Dict[str, Any]:
             elif elapsed - last_print >= 5:
                 print(line, flush=True)
                 last_print = elapsed
-            if elapsed >= seconds and influx.running and status and (
-                    status["buffer"]["points"] == 0 or elapsed >= seconds + 30):
+            # Done once the backlog of the outage is delivered (or 30 s after the end);
+            # the agent's own shutdown then flushes the last readings.
+            drained = status is not None and backlog_until is not None and \
+                status["counters"].get("written", 0) >= backlog_until
+            if elapsed >= seconds and influx.running and (drained or elapsed >= seconds + 30):
                 break
             time.sleep(0.5)
         if tty:
