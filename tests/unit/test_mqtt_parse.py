@@ -88,7 +88,8 @@ def test_any_captured_level_is_an_escaped_tag(level: str, escaped: str) -> None:
     assert lines(p, f"s/{level}/temp", b"1") == [f"m,room={escaped} temp=1 {T}"]
 
 
-@pytest.mark.parametrize("level,why", [("", "empty"), ("a\nb", "newline"), ("a\rb", "newline")])
+@pytest.mark.parametrize("level,why", [("", "empty"), ("a\nb", "newline"), ("a\rb", "newline"),
+                                       ("Lampe\\", "ends in a backslash")])
 def test_level_that_cannot_be_a_tag_rejected(level: str, why: str) -> None:
     p = parser(topic="s/{room}/{field}", measurement="m")
     assert why in reason(p, f"s/{level}/temp", b"1")

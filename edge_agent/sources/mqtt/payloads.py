@@ -5,8 +5,9 @@ the field, ``{measurement}`` the measurement; other captures become tags. Any
 topic level can be a tag value, field or measurement name: spaces, ``,``
 ``=`` ``"`` ``\\`` and any UTF-8 text are escaped by the encoder. Only a level
 that no tag can hold is refused (the message is rejected, with the rule): an
-empty level (``a//b``) and a level holding a newline (``\\n`` or ``\\r``, which
-line protocol cannot carry).
+empty level (``a//b``), a level holding a newline (``\\n`` or ``\\r``: line
+protocol cannot carry one) and a level ending in a backslash (InfluxDB 1.x
+reads it as escaping the separator after it and stores another value).
 
 Payload formats:
 
@@ -228,6 +229,9 @@ class MessageParser:
             if "\n" in level or "\r" in level:
                 raise Rejected(f"topic level {{{name}}} = {level[:60]!r} holds a newline, "
                                "which line protocol cannot carry")
+            if level[-1] == "\\":
+                raise Rejected(f"topic level {{{name}}} = {level[-60:]!r} ends in a backslash, "
+                               "which InfluxDB reads as escaping what follows it")
             if name == "measurement":
                 measurement = level
             elif name == "field":
