@@ -172,6 +172,7 @@ class Subscription:
     skip: Tuple[str, ...] = ()
     tag_keys: Tuple[str, ...] = ()
     where: Mapping[str, Any] = field(default_factory=dict)
+    decode: Tuple[str, ...] = ()
     field: Optional[str] = None  # last: the name shadows dataclasses.field in this body
 
 

@@ -36,7 +36,8 @@ _KEYS = {
                        "reconnect_max", "subscriptions"),
 }
 _SUBSCRIPTION_KEYS = ("preset", "topic", "format", "measurement", "tags", "field", "fields",
-                      "types", "time", "timezone", "booleans", "skip", "tag_keys", "where")
+                      "types", "time", "timezone", "booleans", "skip", "tag_keys", "where",
+                      "decode")
 _PARITY = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S",
            "n": "N", "e": "E", "o": "O", "m": "M", "s": "S"}
 _Fail = Callable[[str], ConfigError]
@@ -209,6 +210,7 @@ def _subscription(section: Section, default_measurement: str) -> Subscription:
         "skip": _names(section, "skip"),
         "tag_keys": _names(section, "tag_keys"),
         "where": section.mapping("where") or None,
+        "decode": _names(section, "decode"),
     }
     spec = expand(preset, given) if preset else {k: v for k, v in given.items() if v is not None}
     topic, fmt = str(spec["topic"]), str(spec["format"])
@@ -243,6 +245,7 @@ def _subscription(section: Section, default_measurement: str) -> Subscription:
         preset=preset, timezone=spec.get("timezone"),
         booleans=dict(spec.get("booleans") or {}), skip=tuple(spec.get("skip") or ()),
         tag_keys=tuple(spec.get("tag_keys") or ()), where=dict(spec.get("where") or {}),
+        decode=tuple(spec.get("decode") or ()),
     )
 
 
@@ -250,7 +253,7 @@ _APPLIES = {
     "field": ("value", "json", "auto"), "fields": ("json", "auto"),
     "types": ("value", "json", "kv", "auto"), "time": ("json", "kv", "auto"),
     "booleans": ("value", "json", "kv", "auto"), "skip": ("json", "kv", "auto"),
-    "tag_keys": ("json", "kv", "auto"), "where": ("json", "auto"),
+    "tag_keys": ("json", "kv", "auto"), "where": ("json", "auto"), "decode": ("json", "auto"),
 }
 
 
@@ -292,7 +295,7 @@ def _booleans(section: Section) -> Dict[str, bool]:
 
 
 def _names(section: Section, key: str) -> Optional[Tuple[str, ...]]:
-    """A list of field names (``skip``, ``tag_keys``); a single name is a list of one."""
+    """A list of field names (skip, tag_keys, decode); a single name is a list of one."""
     node = section.get(key)
     if node is None:
         return None

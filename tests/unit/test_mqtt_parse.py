@@ -391,3 +391,20 @@ def test_decode_publish_agrees_with_paho() -> None:
     for truncated in (b"", b"\x00", b"\x00\x05ab", b"\x00\x01a\x00"):
         with pytest.raises(ValueError):
             decode_publish(0x32, truncated, True)
+
+
+# ------------------------------------------------------------------ field rules
+
+
+def test_skip_patterns_tag_keys_decode_and_where() -> None:
+    p = parser(topic="r/{device}", format="json", measurement="m",
+               skip=["Wifi_*", "TempUnit"], tag_keys=["unit"], decode=["attrs"],
+               where={"kind": ["a", "b"]})
+    payload = (b'{"kind": "a", "unit": "C", "TempUnit": "C", "Wifi_RSSI": 86, "t": 1,'
+               b' "attrs": "{\\"x\\": [1, 2]}", "plain": "{not json"}')
+    assert lines(p, "r/d", payload) == [
+        f'm,device=d,unit=C attrs_x_0=1,attrs_x_1=2,kind="a",plain="{{not json",t=1 {T}']
+    assert reason(p, "r/d", b'{"kind": "c", "t": 1}') == (
+        "kind is 'c'; this subscription keeps only kind: a, b")
+    assert reason(p, "r/d", b'{"t": 1}') == (
+        "kind is missing; this subscription keeps only kind: a, b")

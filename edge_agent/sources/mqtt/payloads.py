@@ -30,12 +30,10 @@ Payload formats:
   gets the receive time.
 * ``kv``: ``a=1 b=2`` or ``a=1,b=2``; values as in ``value``.
 
-Field rules (json, auto, kv): ``skip`` lists field names (after flattening;
-``*`` and ``?`` match) that are not written; ``tag_keys`` names fields that
-become tags instead; ``where: {path: value}`` keeps only objects whose path
-holds that value (others are rejected with the reason); ``types`` and
-``booleans`` as in :mod:`.values`. A field that cannot be written is dropped
-and counted (``Parsed.dropped_fields``), never the whole message.
+Field rules (json, auto, kv): ``skip``, ``tag_keys``, ``where``, ``decode``
+(:mod:`.rules`); ``types`` and ``booleans`` (:mod:`.values`). A field that
+cannot be written is dropped and counted (``Parsed.dropped_fields``), never
+the whole message.
 
 Time: ``time: {key, precision, format}`` and the subscription's ``timezone``
 (:mod:`.times`) read the timestamp from the JSON object's ``key`` (a path) or
@@ -51,18 +49,17 @@ source counts it, logs it (rate limited) and acks the message.
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Pattern, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ...errors import ConfigError
 from ...lineproto.encoder import LineEncoder
 from ...lineproto.timestamps import PRECISIONS, normalize_precision
 from .jsonpaths import MISSING_PATH, flatten, lookup, parse_path, path_name
 from .passthrough import relay_lines
+from .rules import FieldRules, RuleMismatch
 from .times import TimeError, TimeReader
 from .topics import TopicTemplate
 from .values import TYPE_ALIASES, Drop, FieldKinds, boolean_words, convert
@@ -111,19 +108,6 @@ def _opt(obj: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-def _patterns(names: Sequence[str]) -> Tuple[FrozenSet[str], Optional[Pattern[str]]]:
-    """Exact names and one regex for the ones with ``*``, ``?`` or ``[``."""
-    exact = frozenset(n for n in names if not any(c in n for c in "*?["))
-    globs = [fnmatch.translate(n) for n in names if n not in exact]
-    return exact, (re.compile("|".join(globs)) if globs else None)
-
-
-def _where_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 # --------------------------------------------------------------------------- parser
 
 
@@ -132,7 +116,7 @@ class MessageParser:
 
     ``sub`` has the subscription's config attributes (topic, format,
     measurement, tags, field, fields, types, time, timezone, booleans, skip,
-    tag_keys, where; a preset already expanded); ``source_tags`` and
+    tag_keys, where, decode; a preset already expanded); ``source_tags`` and
     ``measurement`` are the source's own defaults; ``encoder`` carries the
     agent's default tags and the write precision.
     """
@@ -172,13 +156,6 @@ class MessageParser:
                                   "float, str, bool")
             self.types[str(key)] = alias
         self.words = boolean_words(_opt(sub, "booleans", {}))
-        self.skip, self.skip_re = _patterns([str(n) for n in _opt(sub, "skip", ())])
-        self.tag_keys = tuple(str(n) for n in _opt(sub, "tag_keys", ()))
-        self.where: Dict[str, Tuple[Tuple[Any, ...], FrozenSet[str]]] = {}
-        for path, wanted in dict(_opt(sub, "where", {})).items():
-            values = wanted if isinstance(wanted, (list, tuple)) else [wanted]
-            self.where[str(path)] = (parse_path(str(path)),
-                                     frozenset(_where_text(v) for v in values))
         self.kinds = FieldKinds()
         time_cfg = _opt(sub, "time", None)
         self.time_key: Optional[str] = _opt(time_cfg, "key", None)
@@ -194,7 +171,12 @@ class MessageParser:
             raise ConfigError(f"{where}: {exc}") from None
         self.time_precision = normalize_precision(
             _opt(time_cfg, "precision", "ns") if self.format == "influx" else "ns")
-        self.time_name = path_name(self.time_steps) if self.time_steps else ""
+        try:
+            self.rules = FieldRules(tuple(_opt(sub, "skip", ())), tuple(_opt(sub, "tag_keys", ())),
+                                    _opt(sub, "where", {}), tuple(_opt(sub, "decode", ())),
+                                    path_name(self.time_steps) if self.time_steps else "")
+        except ValueError as exc:
+            raise ConfigError(f"{where}: where: {exc}") from None
         if self.time_key and self.format not in ("json", "kv", "auto"):
             raise ConfigError(f"{where}: time applies only to format json, auto or kv, "
                               f"this one has format {self.format}")
@@ -290,11 +272,6 @@ class MessageParser:
             fields[name] = typed
         return fields
 
-    def _keep(self, name: str) -> bool:
-        if name in self.skip or name == self.time_name:
-            return False
-        return self.skip_re is None or not self.skip_re.match(name)
-
     # -- formats ------------------------------------------------------------
 
     def _line(self, measurement: str, tags: Dict[str, str], fields: Dict[str, Any],
@@ -331,30 +308,18 @@ class MessageParser:
                 raise Rejected(f"kv token {token[:40]!r} is not key=value")
             if key == time_key and self.time is not None:
                 stamp = self._stamp(value)
-            elif self._keep(key):
+            elif self.rules.keep(key):
                 raw[key] = value
         if time_key is not None and stamp is None:
             raise Rejected(f"time key {time_key!r} is missing")
         drops: List[str] = []
-        tags = self._tags_from(raw, tags)
+        tags = self.rules.tags(raw, tags, self.words)
         fields = self._values(measurement, raw, drops)
         if not fields and not drops:
             raise Rejected("payload is empty" if stamp is None else "kv payload has no fields")
         lines = [self._line(measurement, tags, fields,
                             receive_ns if stamp is None else stamp)] if fields else []
         return self._result(lines, stamp is not None, drops)
-
-    def _tags_from(self, raw: Dict[str, Any], tags: Dict[str, str]) -> Dict[str, str]:
-        """Move the ``tag_keys`` fields of ``raw`` into (a copy of) ``tags``."""
-        if not self.tag_keys:
-            return tags
-        out = dict(tags)
-        for name in self.tag_keys:
-            if name in raw:
-                value = raw.pop(name)
-                with contextlib.suppress(Drop):  # a null or "unknown" names no series
-                    out[name] = convert(name, value, "str", self.words)
-        return out
 
     def _json(self, doc: Any, measurement: str, tags: Dict[str, str],
               field: Optional[str], receive_ns: int) -> Parsed:
@@ -379,12 +344,10 @@ class MessageParser:
         unit = PRECISIONS[self.encoder.precision]
         prefix = field if self.field_captured and field else ""
         for index, obj in enumerate(objects):
-            for path, (steps, wanted) in self.where.items():
-                found = lookup(obj, steps)
-                if found is MISSING_PATH or _where_text(found) not in wanted:
-                    got = "missing" if found is MISSING_PATH else repr(found)[:40]
-                    raise Rejected(f"{path} is {got}; this subscription keeps only "
-                                   f"{path}: {', '.join(sorted(wanted))}")
+            try:
+                self.rules.check(obj)
+            except RuleMismatch as exc:
+                raise Rejected(str(exc)) from None
             raw = {}
             before = len(drops)
             if self.fields:
@@ -397,8 +360,8 @@ class MessageParser:
             else:
                 flat: Dict[str, Any] = {}
                 flatten(obj, prefix, flat)
-                raw = {k: v for k, v in flat.items() if self._keep(k)}
-            point_tags = self._tags_from(raw, tags)
+                raw = self.rules.fields(flat)
+            point_tags = self.rules.tags(raw, tags, self.words)
             fields = self._values(measurement, raw, drops)
             if self.time is not None:
                 stamp = self._stamp(lookup(obj, self.time_steps))

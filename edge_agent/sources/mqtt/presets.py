@@ -3,8 +3,8 @@
 A preset is the subscription keys of one firmware family (topic template,
 format, measurement, time key, booleans, field rules). :func:`expand` fills
 them in under what the user wrote: a key the user gives wins; ``types``,
-``booleans``, ``tags`` and ``time`` are merged key by key; ``skip`` and
-``tag_keys`` are joined. docs/presets.md shows each preset with the real
+``booleans``, ``tags`` and ``time`` are merged key by key; ``skip``,
+``tag_keys`` and ``decode`` are joined. docs/presets.md shows each preset with the real
 message it was built from and where that shape is documented.
 """
 
@@ -80,7 +80,7 @@ PRESETS: Mapping[str, Mapping[str, Any]] = {
 }
 PRESET_NAMES = tuple(PRESETS)
 _MERGED = ("types", "booleans", "tags", "time")
-_JOINED = ("skip", "tag_keys")
+_JOINED = ("skip", "tag_keys", "decode")
 
 
 def expand(name: str, given: Mapping[str, Any]) -> Dict[str, Any]:
