@@ -16,23 +16,16 @@ from typing import Any, Dict, Iterator
 
 import pytest
 
-from tests.integration.test_mqtt_influx import Bridge, P, _in_window, _wait, open_bridge
+from tests.integration.test_mqtt_influx import (
+    CONFIG_HEAD,
+    Bridge,
+    P,
+    _in_window,
+    _wait,
+    open_bridge,
+)
 
-CONFIG = """agent:
-  name: mqtt-families
-  state_dir: {state}
-  internal_metrics: 0s
-tags: {{site: gh1}}
-influx: {{url: '{influx}', api: v1, bucket: {db}, timeout: 5s}}
-write: {{flush_interval: 100, retry_interval: 200, max_retry_delay: 1000, commit_interval: 20}}
-sources:
-  - name: bridge
-    type: mqtt
-    url: {mqtt}
-    client_id: {client_id}
-    qos: 1
-    reconnect_max: 1s
-    subscriptions:
+CONFIG = CONFIG_HEAD + """\
       - preset: zigbee2mqtt
       - {{preset: tasmota, topic: '{p}/tele/{{device}}/{{kind}}', timezone: Europe/Berlin}}
       - {{preset: tasmota, topic: '{p}/stat/{{device}}/{{field}}', measurement: tasmota_stat}}

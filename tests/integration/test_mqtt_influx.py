@@ -31,7 +31,9 @@ from edge_agent.config import load_config
 P = f"it{uuid.uuid4().hex[:6]}"  # topic root of this module's run (shared broker)
 SITE = {"site": "gh1"}
 
-CONFIG = """agent:
+# The agent and one MQTT source; a module adds its subscriptions (open_bridge fills in
+# state, influx, db, mqtt, p and client_id).
+CONFIG_HEAD = """agent:
   name: mqtt-it
   state_dir: {state}
   internal_metrics: 0s
@@ -46,6 +48,8 @@ sources:
     qos: 1
     reconnect_max: 1s
     subscriptions:
+"""
+CONFIG = CONFIG_HEAD + """\
       - {{topic: '{p}/v/{{room}}/{{field}}', format: value, measurement: climate,
           tags: {{source: mqtt}}}}
       - {{topic: '{p}/vf/{{device}}', format: value, measurement: level, field: depth}}
