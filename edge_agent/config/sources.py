@@ -225,12 +225,16 @@ def _subscription(section: Section, default_measurement: str) -> Subscription:
                            "json or auto")
     if "field" in captures and section.has("field"):
         raise section.fail("field", "the topic already captures {field}; use one or the other")
-    time = spec.get("time")
-    if spec.get("timezone"):
+    time = _time_spec(section, spec.get("time"))
+    zone = spec.get("timezone") or (spec.get("time") or {}).get("timezone")
+    if zone:
         if not time:
             raise section.fail("timezone", "applies to the time: key of the payload "
                                "(a naive timestamp is read in this zone); there is none")
-        load_zone(str(spec["timezone"]), lambda message: section.fail("timezone", message))
+        at = section
+        if not section.has("timezone") and section.has("time"):
+            at = section.section("time", ("key", "precision", "format", "timezone"))
+        load_zone(str(zone), lambda message: at.fail("timezone", message))
     _check_paths(section, dict(spec.get("fields") or {}))
     field = spec.get("field")
     if fmt == "value" and field is None and "field" not in captures:
@@ -241,8 +245,7 @@ def _subscription(section: Section, default_measurement: str) -> Subscription:
         filter="/".join("+" if level.startswith("{") else level for level in levels),
         levels=levels, captures=captures, tags=dict(spec.get("tags") or {}),
         field=field, fields=dict(spec.get("fields") or {}), types=dict(spec.get("types") or {}),
-        time=TimeSpec(**time) if isinstance(time, dict) else time,
-        preset=preset, timezone=spec.get("timezone"),
+        time=time, preset=preset, timezone=zone,
         booleans=dict(spec.get("booleans") or {}), skip=tuple(spec.get("skip") or ()),
         tag_keys=tuple(spec.get("tag_keys") or ()), where=dict(spec.get("where") or {}),
         decode=tuple(spec.get("decode") or ()),
@@ -310,20 +313,33 @@ def _names(section: Section, key: str) -> Optional[Tuple[str, ...]]:
     return tuple(names)
 
 
-def _time(section: Section) -> Optional[TimeSpec]:
+def _time(section: Section) -> Optional[Dict[str, Any]]:
+    """The ``time:`` keys the user wrote (a preset's are merged under them)."""
     if not section.has("time"):
         return None
-    spec = section.section("time", ("key", "precision", "format"))
-    spec.required("key", " (the payload key holding the timestamp)")
+    spec = section.section("time", ("key", "precision", "format", "timezone"))
     time_format = spec.string("format", None)
     if time_format is not None and time_format != "iso" and "%" not in time_format:
         raise spec.fail("format", f"unknown time format {time_format!r}: use iso, or a "
                                   "strptime pattern such as %Y-%m-%d %H:%M:%S")
-    return TimeSpec(
-        key=spec.string("key", ""),
-        precision=spec.choice("precision", PRECISIONS, "s", what="precision"),
-        format=time_format,
-    )
+    given = {"key": spec.string("key", None), "format": time_format,
+             "precision": spec.choice("precision", PRECISIONS, None, what="precision"),
+             "timezone": spec.string("timezone", None)}
+    if given["timezone"] and section.has("timezone"):
+        raise spec.fail("timezone", "is given twice (here and as the subscription's "
+                                    "timezone:); keep one")
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _time_spec(section: Section, time: Optional[Dict[str, Any]]) -> Optional[TimeSpec]:
+    if not time:
+        return None
+    if not time.get("key"):
+        raise section.ctx.error(section.value_mark("time"),
+                                f"{section.name('time')}: missing required key 'key' "
+                                "(the payload key holding the timestamp)")
+    return TimeSpec(key=str(time["key"]), precision=str(time.get("precision") or "s"),
+                    format=time.get("format"))
 
 
 def parse_topic(topic: str, fail: _Fail) -> Tuple[Tuple[str, ...], Dict[str, int]]:

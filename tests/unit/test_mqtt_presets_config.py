@@ -85,3 +85,25 @@ def test_auto_precision_and_list_or_single_name() -> None:
     assert sub.time is not None and sub.time.precision == "auto"
     assert sub.tag_keys == ("tid",)
     assert sub.where == {"_type": ["location", "transition"]}
+
+
+def test_timezone_inside_time_merges_with_the_presets_time() -> None:
+    sub = subscription("      - {preset: tasmota, time: {timezone: Asia/Kolkata}}\n")
+    assert sub.time is not None and (sub.time.key, sub.time.precision) == ("Time", "s")
+    assert sub.timezone == "Asia/Kolkata"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("      - {topic: a/b, format: json, time: {precision: ms}}\n",
+     "conf/edge.yaml:8:42: sources[0].subscriptions[0].time: missing required key 'key' (the "
+     "payload key holding the timestamp)"),
+    ("      - {topic: a/b, format: json, timezone: UTC, time: {key: t, timezone: UTC}}\n",
+     "conf/edge.yaml:8:76: sources[0].subscriptions[0].time.timezone: is given twice (here and "
+     "as the subscription's timezone:); keep one"),
+    ("      - {topic: a/b, format: json, time: {key: t, timezone: Nowhere}}\n",
+     "conf/edge.yaml:8:61: sources[0].subscriptions[0].time.timezone: unknown time zone "
+     "'Nowhere'; use "
+     "an IANA name such as Europe/Berlin or America/New_York (see /usr/share/zoneinfo), or UTC"),
+])
+def test_time_errors(text: str, expected: str) -> None:
+    assert error(text) == expected
