@@ -27,9 +27,14 @@ from tests.integration.test_mqtt_influx import (
 
 CONFIG = CONFIG_HEAD + """\
       - preset: zigbee2mqtt
+      - {{preset: zigbee2mqtt, topic: '{p}/z2m/{{device}}', measurement: z2m_seen,
+          time: {{key: last_seen}}}}
       - {{preset: tasmota, topic: '{p}/tele/{{device}}/{{kind}}', timezone: Europe/Berlin}}
       - {{preset: tasmota, topic: '{p}/stat/{{device}}/{{field}}', measurement: tasmota_stat}}
       - {{preset: shelly, topic: '{p}/{{device}}/status/{{component}}'}}
+      - {{topic: '{p}/{{device}}/events/rpc', format: json, measurement: shelly_rpc,
+          fields: {{output: 'params.switch:0.output', source: 'params.switch:0.source'}},
+          time: {{key: params.ts, precision: s}}}}
       - {{preset: esphome, topic: '{p}/esp/{{node}}/{{component}}/{{field}}/state'}}
       - {{preset: homeassistant, topic: '{p}/ha/{{domain}}/{{measurement}}/{{field}}'}}
       - {{preset: owntracks, topic: '{p}/owntracks/{{user}}/{{device}}'}}
@@ -88,6 +93,22 @@ def test_zigbee2mqtt_names_as_tags_types_and_nulls(bridge: Bridge) -> None:
         "linkquality": "float", "occupancy": "boolean"}
     assert bridge.tag_keys("zigbee2mqtt") == {"site", "host", "device"}
     assert stats(bridge, "zigbee2mqtt/{device}")["fields_dropped"] == 3
+
+
+def test_zigbee2mqtt_last_seen_as_the_points_time(bridge: Bridge) -> None:
+    # advanced.last_seen: ISO_8601 [docs/guide/configuration/all-settings.md]; the
+    # payload from [Koenkk/zigbee2mqtt#27185]
+    bridge.publish("z2m/Bewegungsmelder Flur",
+                   '{\n  "battery": null,\n  "identify": null,\n  "illuminance": 111,\n'
+                   '  "last_seen": "2025-04-22T13:47:10+02:00",\n  "linkquality": 47,\n'
+                   '  "occupancy": null,\n  "update": {\n    "installed_version": -1,\n'
+                   '    "latest_version": -1,\n    "state": null\n  }\n}')
+    (row,) = bridge.points("z2m_seen", 1)
+    assert row == bridge.row(
+        {"device": "Bewegungsmelder Flur"},
+        {"illuminance": 111.0, "linkquality": 47.0, "update_installed_version": -1.0,
+         "update_latest_version": -1.0}, utc_ns(2025, 4, 22, 11, 47, 10), {"device"})
+    assert set(bridge.field_types("z2m_seen").values()) == {"float"}
 
 
 # -- Tasmota -----------------------------------------------------------------------
@@ -149,6 +170,26 @@ def test_shelly_status_arrays_and_null_temperature(bridge: Bridge) -> None:
         "apower": "float", "output": "boolean", "source": "string", "timer_duration": "float",
         "timer_started_at": "float", "voltage": "float"}
     assert stats(bridge, f"{P}/{{device}}/status/{{component}}")["fields_dropped"] == 2
+
+
+def test_shelly_notify_status_own_time_and_partial_frames(bridge: Bridge) -> None:
+    # NotifyStatus Example 1 and 2 [shelly-api-docs gen2 General/Notifications]
+    bridge.publish("shellypro4pm-f008d1d8b8b8/events/rpc",
+                   '{\n"src": "shellypro4pm-f008d1d8b8b8",\n"dst": "user_1",\n"method": '
+                   '"NotifyStatus",\n"params": {\n"ts": 1631186545.04,\n"switch:0": {\n'
+                   '"id": 0,\n"output": true,\n"source": "button"\n}\n}\n}')
+    bridge.publish("shellypro4pm-f008d1d8b8b8/events/rpc",
+                   '{\n"src": "shellypro4pm-f008d1d8b8b8",\n"dst": "user_1",\n"method": '
+                   '"NotifyStatus",\n"params": {\n"ts": 1624348482.25,\n"cloud": {\n'
+                   '"connected": false\n}\n}\n}')
+    template = f"{P}/{{device}}/events/rpc"
+    _wait(lambda: stats(bridge, template)["messages_received"] == 2, 10, "both frames")
+    (row,) = bridge.points("shelly_rpc", 1)
+    assert row == bridge.row({"device": "shellypro4pm-f008d1d8b8b8"},
+                             {"output": True, "source": "button"}, 1631186545040000000,
+                             {"device"})
+    assert bridge.field_types("shelly_rpc") == {"output": "boolean", "source": "string"}
+    assert stats(bridge, template)["fields_dropped"] == 2  # Example 2 has no switch:0
 
 
 # -- ESPHome -----------------------------------------------------------------------

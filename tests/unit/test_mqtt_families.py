@@ -315,3 +315,13 @@ def test_naive_strptime_time_in_zone_and_dst() -> None:
         f"mqtt v=1 {utc_ns(2018, 2, 15, 0, 0, 50)}",)
     assert parse(p, "e", '{"v": 1, "t": "2024.07.01 12:00:00"}').lines == (
         f"mqtt v=1 {utc_ns(2024, 7, 1, 10, 0, 0)}",)
+
+
+def test_float_seconds_are_read_as_the_decimal_written() -> None:
+    p = parser(None, topic="e", format="json", time={"key": "ts", "precision": "s"})
+    # 1624348482.25 [shelly NotifyStatus Example 2]; 1700000000.123 as a float is
+    # 1700000000.1229999065... and would give ...122999808 ns
+    assert parse(p, "e", '{"v": 1, "ts": 1700000000.123}').lines == (
+        "mqtt v=1 1700000000123000000",)
+    assert parse(p, "e", '{"v": 1, "ts": 1624348482.25}').lines == (
+        "mqtt v=1 1624348482250000000",)

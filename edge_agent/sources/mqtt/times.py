@@ -3,7 +3,8 @@
 * A number (or numeric text) is an epoch in ``precision``: ``s``, ``ms``,
   ``us`` or ``ns``; ``auto`` picks by size (below 1e11 seconds, below 1e14
   milliseconds, below 1e17 microseconds, else nanoseconds: right for any
-  time between 1973 and 5138). Decimal text is exact (no float rounding).
+  time between 1973 and 5138). Decimals are exact, as written (no binary
+  float rounding).
 * Text that is not a number is ISO-8601 (``format: iso`` or unset) or read with
   a ``strptime`` pattern (``format: '%d.%m.%Y %H:%M:%S'``).
 * A time without an offset (Tasmota's default ``Time``) is in ``timezone``
@@ -89,7 +90,10 @@ class TimeReader:
         if isinstance(raw, float):
             if not math.isfinite(raw):
                 raise TimeError(f"time {key!r} is not finite")
-            return int(round(raw * self._scale(raw)))
+            # The decimal the device wrote (repr is the shortest round-trip text):
+            # 1700000000.123 s is ...000123000000 ns, not the binary float's ...000122999808.
+            exact = Decimal(repr(raw)) * self._scale(raw)
+            return int(exact.to_integral_value(ROUND_HALF_EVEN))
         if not isinstance(raw, str):
             raise TimeError(f"time {key!r} is not a number or a string")
         text = raw.strip()
