@@ -236,6 +236,8 @@ def _subscription(section: Section, default_measurement: str) -> Subscription:
             at = section.section("time", ("key", "precision", "format", "timezone"))
         load_zone(str(zone), lambda message: at.fail("timezone", message))
     _check_paths(section, dict(spec.get("fields") or {}))
+    if "time" in (spec.get("tag_keys") or ()):
+        raise section.fail("tag_keys", "InfluxDB refuses a tag named time")
     field = spec.get("field")
     if fmt == "value" and field is None and "field" not in captures:
         field = "value"

@@ -408,3 +408,14 @@ def test_skip_patterns_tag_keys_decode_and_where() -> None:
         "kind is 'c'; this subscription keeps only kind: a, b")
     assert reason(p, "r/d", b'{"t": 1}') == (
         "kind is missing; this subscription keeps only kind: a, b")
+
+
+def test_time_is_never_a_field_or_tag_name() -> None:
+    # InfluxDB 1.6 answers 204 to `m time=1,v=2` and stores only v; `m,time=x` is a 400
+    got = parser(topic="j", format="json").parse("j", b'{"time": 1700000000, "v": 2}', T)
+    assert got.lines == (f"mqtt v=2 {T}",)
+    assert got.dropped_fields == 1 and "time: {key: time}" in got.drop_reason
+    with pytest.raises(ConfigError, match="refuses a tag named time"):
+        TopicTemplate.compile("a/{time}")
+    with pytest.raises(ConfigError, match="refuses a tag named time"):
+        parser(topic="j", format="json", tag_keys=["time"])

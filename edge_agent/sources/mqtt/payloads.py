@@ -176,7 +176,7 @@ class MessageParser:
                                     _opt(sub, "where", {}), tuple(_opt(sub, "decode", ())),
                                     path_name(self.time_steps) if self.time_steps else "")
         except ValueError as exc:
-            raise ConfigError(f"{where}: where: {exc}") from None
+            raise ConfigError(f"{where}: {exc}") from None
         if self.time_key and self.format not in ("json", "kv", "auto"):
             raise ConfigError(f"{where}: time applies only to format json, auto or kv, "
                               f"this one has format {self.format}")
@@ -260,6 +260,10 @@ class MessageParser:
         kinds = self.kinds
         words = self.words
         for name, value in raw.items():
+            if name == "time":  # InfluxDB 1.x answers 204 and leaves it out: drop it here
+                drops.append("field 'time' cannot be stored (InfluxDB ignores a field named "
+                             "time); use time: {key: time} to make it the timestamp")
+                continue
             kind = types.get(name)
             learned = None if kind is not None else kinds.get(measurement, name)
             try:

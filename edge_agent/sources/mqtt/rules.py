@@ -51,11 +51,17 @@ class FieldRules:
         globs = [fnmatch.translate(n) for n in names if any(c in n for c in "*?[")]
         self.skip_re = re.compile("|".join(globs)) if globs else None
         self.tag_keys = tuple(str(n) for n in tag_keys)
+        if "time" in self.tag_keys:
+            raise ValueError("tag_keys: InfluxDB refuses a tag named time")
         self.decode = frozenset(str(n) for n in decode)
         self.where: Dict[str, Tuple[Tuple[Any, ...], FrozenSet[str]]] = {}
         for path, wanted in dict(where or {}).items():
             values = wanted if isinstance(wanted, (list, tuple)) else [wanted]
-            self.where[str(path)] = (parse_path(str(path)),
+            try:
+                steps = parse_path(str(path))
+            except ValueError as exc:
+                raise ValueError(f"where: {exc}") from None
+            self.where[str(path)] = (steps,
                                      frozenset(_where_text(v) for v in values))
 
     def keep(self, name: str) -> bool:

@@ -92,8 +92,8 @@ class TimeReader:
                 raise TimeError(f"time {key!r} is not finite")
             # The decimal the device wrote (repr is the shortest round-trip text):
             # 1700000000.123 s is ...000123000000 ns, not the binary float's ...000122999808.
-            exact = Decimal(repr(raw)) * self._scale(raw)
-            return int(exact.to_integral_value(ROUND_HALF_EVEN))
+            written = Decimal(repr(raw)) * self._scale(raw)
+            return int(written.to_integral_value(ROUND_HALF_EVEN))
         if not isinstance(raw, str):
             raise TimeError(f"time {key!r} is not a number or a string")
         text = raw.strip()
