@@ -245,6 +245,9 @@ def test_homeassistant_states_and_json_attributes() -> None:
         f"entity,domain=fake bool=false {T}",)
     assert parse(test, "pub/fake/entity/state", "off").lines == (
         f"entity,domain=fake state=false {T}",)
+    # the docs say states are JSON-serialised ('"on"'), the code sends them raw: both work
+    assert parse(test, "pub/fake/entity/state", '"on"').lines == (
+        f"entity,domain=fake state=true {T}",)
 
 
 def test_homeassistant_unavailable_after_numbers_keeps_the_float_field() -> None:
