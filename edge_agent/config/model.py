@@ -138,7 +138,8 @@ class SerialSourceConfig:
 
 @dataclass(frozen=True)
 class TimeSpec:
-    """Where a message carries its own timestamp; ``format`` is a strptime format."""
+    """Where a message carries its own timestamp; ``format`` is iso or a strptime format;
+    ``precision`` of epoch numbers: ns, us, ms, s or auto."""
 
     key: str
     precision: str = "s"
@@ -165,6 +166,13 @@ class Subscription:
     fields: Mapping[str, str] = field(default_factory=dict)
     types: Mapping[str, str] = field(default_factory=dict)
     time: Optional[TimeSpec] = None
+    preset: Optional[str] = None
+    timezone: Optional[str] = None
+    booleans: Mapping[str, bool] = field(default_factory=dict)
+    skip: Tuple[str, ...] = ()
+    tag_keys: Tuple[str, ...] = ()
+    where: Mapping[str, Any] = field(default_factory=dict)
+    decode: Tuple[str, ...] = ()
     field: Optional[str] = None  # last: the name shadows dataclasses.field in this body
 
 
@@ -288,7 +296,8 @@ def _source_plain(source: SourceConfig) -> Dict[str, Any]:
     for sub in result.get("subscriptions", []):
         for key in ("filter", "levels", "captures"):
             sub.pop(key, None)
-        for key in [key for key, value in sub.items() if value is None or value == {}]:
+        for key in [key for key, value in sub.items()
+                    if value is None or value == {} or value == []]:
             del sub[key]
     return result
 

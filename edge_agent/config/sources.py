@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ..errors import ConfigError
 from .model import (
@@ -15,15 +15,15 @@ from .model import (
     TlsConfig,
 )
 from .schema import Context, Section
-from .yamlpos import Mark, YMap
+from .yamlpos import Mark, YMap, YScalar
 
 __all__ = ["I2C_DRIVERS", "SERIAL_DRIVERS", "SOURCE_TYPES", "parse_sources", "parse_topic"]
 
 SOURCE_TYPES = ("i2c", "serial", "mqtt")
 I2C_DRIVERS = ("bme280", "bmp280", "sht3x", "bh1750", "ads1115", "register")
 SERIAL_DRIVERS = ("pms5003", "nmea", "json", "kv", "regex")
-FORMATS = ("value", "json", "influx", "kv")
-PRECISIONS = ("ns", "us", "ms", "s")
+FORMATS = ("value", "json", "auto", "influx", "kv")
+PRECISIONS = ("ns", "us", "ms", "s", "auto")
 VALUE_TYPES = ("int", "float", "str", "bool")
 
 _COMMON = ("name", "type", "interval", "measurement", "tags", "enabled")
@@ -35,7 +35,9 @@ _KEYS = {
                        "clean_session", "session_expiry", "keepalive", "tls", "max_payload",
                        "reconnect_max", "subscriptions"),
 }
-_SUBSCRIPTION_KEYS = ("topic", "format", "measurement", "tags", "field", "fields", "types", "time")
+_SUBSCRIPTION_KEYS = ("preset", "topic", "format", "measurement", "tags", "field", "fields",
+                      "types", "time", "timezone", "booleans", "skip", "tag_keys", "where",
+                      "decode")
 _PARITY = {"none": "N", "even": "E", "odd": "O", "mark": "M", "space": "S",
            "n": "N", "e": "E", "o": "O", "m": "M", "s": "S"}
 _Fail = Callable[[str], ConfigError]
@@ -185,20 +187,82 @@ def _mqtt(section: Section, name: str, agent_name: str, interval: float) -> Mqtt
 
 
 def _subscription(section: Section, default_measurement: str) -> Subscription:
-    section.required("topic", " (a topic template such as sensors/{room}/{field})")
-    topic = section.string("topic", "")
-    section.required("format", f" (one of {', '.join(FORMATS)})")
-    fmt = section.choice("format", FORMATS, "", what="format")
+    """One subscription; a ``preset`` fills in the keys the user did not write."""
+    from ..sources.mqtt.presets import PRESET_NAMES, expand
+    from ..sources.mqtt.times import load_zone
+
+    preset = section.choice("preset", PRESET_NAMES, None, what="preset")
+    hint = "" if preset else " (or a preset: " + ", ".join(PRESET_NAMES) + ")"
+    if preset is None:
+        section.required("topic", f" (a topic template such as sensors/{{room}}/{{field}}){hint}")
+        section.required("format", f" (one of {', '.join(FORMATS)}){hint}")
+    given: Dict[str, Any] = {
+        "topic": section.string("topic", None),
+        "format": section.choice("format", FORMATS, None, what="format"),
+        "measurement": section.string("measurement", None),
+        "tags": section.string_map("tags") or None,
+        "field": section.string("field", None),
+        "fields": section.string_map("fields") or None,
+        "types": _types(section) or None,
+        "time": _time(section),
+        "timezone": section.string("timezone", None),
+        "booleans": _booleans(section) or None,
+        "skip": _names(section, "skip"),
+        "tag_keys": _names(section, "tag_keys"),
+        "where": section.mapping("where") or None,
+        "decode": _names(section, "decode"),
+    }
+    spec = expand(preset, given) if preset else {k: v for k, v in given.items() if v is not None}
+    topic, fmt = str(spec["topic"]), str(spec["format"])
     levels, captures = parse_topic(topic, lambda message: section.fail("topic", message))
-    for key, formats in (("field", ("value",)), ("fields", ("json",)),
-                         ("types", ("value", "json", "kv")), ("time", ("json", "kv"))):
-        if section.has(key) and fmt not in formats:
+    where_ = "this subscription" + (f" (preset {preset})" if preset else "")
+    for key, formats in _APPLIES.items():
+        if spec.get(key) and fmt not in formats:
             raise section.fail(key, f"applies only to format {' or '.join(formats)}, "
-                               f"this subscription has format {fmt}")
-    if "field" in captures and fmt != "value":
-        raise section.fail("topic", "{field} in the topic applies only to format value")
+                               f"{where_} has format {fmt}")
+    if "field" in captures and fmt not in ("value", "json", "auto"):
+        raise section.fail("topic", "{field} in the topic applies only to format value, "
+                           "json or auto")
     if "field" in captures and section.has("field"):
         raise section.fail("field", "the topic already captures {field}; use one or the other")
+    time = _time_spec(section, spec.get("time"))
+    zone = spec.get("timezone") or (spec.get("time") or {}).get("timezone")
+    if zone:
+        if not time:
+            raise section.fail("timezone", "applies to the time: key of the payload "
+                               "(a naive timestamp is read in this zone); there is none")
+        at = section
+        if not section.has("timezone") and section.has("time"):
+            at = section.section("time", ("key", "precision", "format", "timezone"))
+        load_zone(str(zone), lambda message: at.fail("timezone", message))
+    _check_paths(section, dict(spec.get("fields") or {}))
+    if "time" in (spec.get("tag_keys") or ()):
+        raise section.fail("tag_keys", "InfluxDB refuses a tag named time")
+    field = spec.get("field")
+    if fmt == "value" and field is None and "field" not in captures:
+        field = "value"
+    return Subscription(
+        topic=topic, format=fmt,
+        measurement=str(spec.get("measurement") or default_measurement),
+        filter="/".join("+" if level.startswith("{") else level for level in levels),
+        levels=levels, captures=captures, tags=dict(spec.get("tags") or {}),
+        field=field, fields=dict(spec.get("fields") or {}), types=dict(spec.get("types") or {}),
+        time=time, preset=preset, timezone=zone,
+        booleans=dict(spec.get("booleans") or {}), skip=tuple(spec.get("skip") or ()),
+        tag_keys=tuple(spec.get("tag_keys") or ()), where=dict(spec.get("where") or {}),
+        decode=tuple(spec.get("decode") or ()),
+    )
+
+
+_APPLIES = {
+    "field": ("value", "json", "auto"), "fields": ("json", "auto"),
+    "types": ("value", "json", "kv", "auto"), "time": ("json", "kv", "auto"),
+    "booleans": ("value", "json", "kv", "auto"), "skip": ("json", "kv", "auto"),
+    "tag_keys": ("json", "kv", "auto"), "where": ("json", "auto"), "decode": ("json", "auto"),
+}
+
+
+def _types(section: Section) -> Dict[str, str]:
     types = section.string_map("types")
     for field_name, type_name in types.items():
         if type_name not in VALUE_TYPES:
@@ -207,29 +271,77 @@ def _subscription(section: Section, default_measurement: str) -> Subscription:
                 f"{section.name('types')}.{field_name}: unknown type '{type_name}'; "
                 f"accepted: {', '.join(VALUE_TYPES)}",
             )
-    time: Optional[TimeSpec] = None
-    if section.has("time"):
-        spec = section.section("time", ("key", "precision", "format"))
-        spec.required("key", " (the payload key holding the timestamp)")
-        time_format = spec.string("format", None)
-        if time_format is not None and time_format != "iso" and "%" not in time_format:
-            raise spec.fail("format", f"unknown time format {time_format!r}: use iso, or a "
-                                      "strptime pattern such as %Y-%m-%d %H:%M:%S")
-        time = TimeSpec(
-            key=spec.string("key", ""),
-            precision=spec.choice("precision", PRECISIONS, "s", what="precision"),
-            format=time_format,
-        )
-    field = section.string("field", None)
-    if fmt == "value" and field is None and "field" not in captures:
-        field = "value"
-    return Subscription(
-        topic=topic, format=fmt,
-        measurement=section.string("measurement", default_measurement),
-        filter="/".join("+" if level.startswith("{") else level for level in levels),
-        levels=levels, captures=captures, tags=section.string_map("tags"),
-        field=field, fields=section.string_map("fields"), types=types, time=time,
-    )
+    return types
+
+
+def _check_paths(section: Section, fields: Dict[str, str]) -> None:
+    from ..sources.mqtt.jsonpaths import parse_path
+
+    for name, path in fields.items():
+        try:
+            parse_path(path)
+        except ValueError as exc:
+            raise section.ctx.error(section.section("fields", tuple(fields)).value_mark(name),
+                                    f"{section.name('fields')}.{name}: {exc}") from None
+
+
+def _booleans(section: Section) -> Dict[str, bool]:
+    """``booleans: {LOCK: true, UNLOCK: false}``: more words for true and false."""
+    words = section.string_map("booleans")
+    out: Dict[str, bool] = {}
+    for word, value in words.items():
+        lowered = value.strip().lower()
+        if lowered not in ("true", "false"):
+            raise section.ctx.error(
+                section.section("booleans", tuple(words)).value_mark(word),
+                f"{section.name('booleans')}.{word}: must be true or false, got {value!r}")
+        out[word] = lowered == "true"
+    return out
+
+
+def _names(section: Section, key: str) -> Optional[Tuple[str, ...]]:
+    """A list of field names (skip, tag_keys, decode); a single name is a list of one."""
+    node = section.get(key)
+    if node is None:
+        return None
+    if isinstance(node, YScalar):
+        return (node.text,)
+    names = []
+    for item in section.items(key):
+        if not isinstance(item, YScalar) or item.value is None:
+            raise section.ctx.error(item.mark, f"{section.name(key)}: each entry must be a "
+                                    "field name")
+        names.append(item.text)
+    return tuple(names)
+
+
+def _time(section: Section) -> Optional[Dict[str, Any]]:
+    """The ``time:`` keys the user wrote (a preset's are merged under them)."""
+    if not section.has("time"):
+        return None
+    spec = section.section("time", ("key", "precision", "format", "timezone"))
+    time_format = spec.string("format", None)
+    if time_format is not None and time_format != "iso" and "%" not in time_format:
+        raise spec.fail("format", f"unknown time format {time_format!r}: use iso, or a "
+                                  "strptime pattern such as %Y-%m-%d %H:%M:%S")
+    given = {"key": spec.string("key", None), "format": time_format,
+             "precision": spec.choice("precision", PRECISIONS, None, what="precision"),
+             "timezone": spec.string("timezone", None)}
+    if given["timezone"] and section.has("timezone"):
+        raise spec.fail("timezone", "is given twice (here and as the subscription's "
+                                    "timezone:); keep one")
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _time_spec(section: Section, time: Optional[Dict[str, Any]]) -> Optional[TimeSpec]:
+    if not time:
+        return None
+    if not time.get("key"):
+        raise section.ctx.error(section.value_mark("time"),
+                                f"{section.name('time')}: missing required key 'key' "
+                                "(the payload key holding the timestamp)")
+    return TimeSpec(key=str(time["key"]), precision=str(time.get("precision") or "s"),
+                    format=time.get("format"))
 
 
 def parse_topic(topic: str, fail: _Fail) -> Tuple[Tuple[str, ...], Dict[str, int]]:

@@ -14,6 +14,7 @@ branch and checks its own measurement.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -30,7 +31,9 @@ from edge_agent.config import load_config
 P = f"it{uuid.uuid4().hex[:6]}"  # topic root of this module's run (shared broker)
 SITE = {"site": "gh1"}
 
-CONFIG = """agent:
+# The agent and one MQTT source; a module adds its subscriptions (open_bridge fills in
+# state, influx, db, mqtt, p and client_id).
+CONFIG_HEAD = """agent:
   name: mqtt-it
   state_dir: {state}
   internal_metrics: 0s
@@ -45,6 +48,8 @@ sources:
     qos: 1
     reconnect_max: 1s
     subscriptions:
+"""
+CONFIG = CONFIG_HEAD + """\
       - {{topic: '{p}/v/{{room}}/{{field}}', format: value, measurement: climate,
           tags: {{source: mqtt}}}}
       - {{topic: '{p}/vf/{{device}}', format: value, measurement: level, field: depth}}
@@ -127,16 +132,16 @@ class Bridge:
         return out
 
 
-@pytest.fixture(scope="module")
-def bridge(influx: Any, mosquitto: Any, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Bridge]:
-    workdir = tmp_path_factory.mktemp("mqtt-influx")
+@contextlib.contextmanager
+def open_bridge(config_text: str, influx: Any, mosquitto: Any, workdir: Path) -> Iterator[Bridge]:
+    """The agent of ``config_text`` (a template: state, influx, db, mqtt, p, client_id) running
+    against a fresh database, with a connected publisher; at the end no message was rejected."""
     db = f"mqtt_{uuid.uuid4().hex[:8]}"
     influx.create_database(db)
     path = workdir / "agent.yaml"
-    path.write_text(CONFIG.format(state=workdir / "state", influx=influx.url, db=db,
-                                  mqtt=mosquitto.url, p=P,
-                                  client_id=f"edge-it-{uuid.uuid4().hex[:6]}"))
+    path.write_text(config_text.format(state=workdir / "state", influx=influx.url, db=db,
+                                       mqtt=mosquitto.url, p=P,
+                                       client_id=f"edge-it-{uuid.uuid4().hex[:6]}"))
     config = load_config(str(path))
     agent = Agent(config)
     agent.start()
@@ -159,6 +164,13 @@ def bridge(influx: Any, mosquitto: Any, tmp_path_factory: pytest.TempPathFactory
         assert not rejected, rejected
     finally:
         agent.shutdown()
+
+
+@pytest.fixture(scope="module")
+def bridge(influx: Any, mosquitto: Any, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Bridge]:
+    with open_bridge(CONFIG, influx, mosquitto, tmp_path_factory.mktemp("mqtt-influx")) as b:
+        yield b
 
 
 def _wait(cond: Callable[[], Any], timeout: float, what: str) -> None:
@@ -222,12 +234,15 @@ def test_json_nested_objects_flattened(bridge: Bridge) -> None:
         "list": [1, 2], "nothing": None})
     (row,) = bridge.points("flat", 1)
     _in_window(row["time"], window)
-    fields = {"temp": 20.5, "env_hum": 40.0, "env_co2_ppm": 612.0, "ok": True, "name": "north"}
+    fields = {"temp": 20.5, "env_hum": 40.0, "env_co2_ppm": 612.0, "ok": True, "name": "north",
+              "list_0": 1.0, "list_1": 2.0}
     assert row == bridge.row({"device": "node7"}, fields, row["time"], {"device"})
-    # numbers are floats by default (even 40 and 612), arrays and nulls are skipped
+    # numbers are floats by default (even 40 and 612), arrays flattened, the null dropped
     assert bridge.field_types("flat") == {
         "temp": "float", "env_hum": "float", "env_co2_ppm": "float", "ok": "boolean",
-        "name": "string"}
+        "name": "string", "list_0": "float", "list_1": "float"}
+    stats = bridge.agent.sources[0].status()["subscriptions"][f"{P}/j/{{device}}"]
+    assert (stats["fields_dropped"], stats["last_drop_reason"]) == (1, "field 'nothing' is null")
 
 
 def test_json_fields_pick_dotted_paths(bridge: Bridge) -> None:

@@ -213,7 +213,7 @@ def test_bad_enum_values(snippet: str, message: str) -> None:
 def test_bad_subscription_format() -> None:
     assert error(BASE + MQTT + "      - topic: a/b\n        format: xml\n") == (
         "conf/edge.yaml:9:17: sources[0].subscriptions[0].format: unknown format 'xml'; "
-        "accepted: value, json, influx, kv"
+        "accepted: value, json, auto, influx, kv"
     )
 
 
@@ -254,7 +254,7 @@ def test_option_that_does_not_fit_the_format() -> None:
     text = BASE + MQTT + "      - topic: a/b\n        format: influx\n        fields: {t: a.t}\n"
     assert error(text) == (
         "conf/edge.yaml:10:17: sources[0].subscriptions[0].fields: applies only to format "
-        "json, this subscription has format influx"
+        "json or auto, this subscription has format influx"
     )
 
 

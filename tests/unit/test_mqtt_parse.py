@@ -78,10 +78,22 @@ def test_measurement_and_field_captures_and_tag_precedence() -> None:
         f"climate,room=kitchen,s=1,site=gh,src=mqtt temp=21.5 {T}"]
 
 
-@pytest.mark.parametrize("level", ["a b", "a,b", "a=b", ""])
-def test_bad_captured_level_rejected(level: str) -> None:
+@pytest.mark.parametrize("level,escaped", [
+    ("Living Room", "Living\\ Room"), ("a,b", "a\\,b"), ("a=b", "a\\=b"),
+    ('say "hi"', 'say\\ "hi"'),
+    ("back\\slash", "back\\slash"), ("Kühlschrank Küche", "Kühlschrank\\ Küche"),
+])
+def test_any_captured_level_is_an_escaped_tag(level: str, escaped: str) -> None:
     p = parser(topic="s/{room}/{field}", measurement="m")
-    assert "topic level" in reason(p, f"s/{level}/temp", b"1")
+    assert lines(p, f"s/{level}/temp", b"1") == [f"m,room={escaped} temp=1 {T}"]
+
+
+@pytest.mark.parametrize("level,why", [("", "empty"), ("a\nb", "newline"), ("a\rb", "newline"),
+                                       ("Lampe\\", "ends in a backslash")])
+def test_level_that_cannot_be_a_tag_rejected(level: str, why: str) -> None:
+    p = parser(topic="s/{room}/{field}", measurement="m")
+    assert why in reason(p, f"s/{level}/temp", b"1")
+    assert why in reason(parser(topic="s/{measurement}/{field}"), f"s/{level}/temp", b"1")
 
 
 # ------------------------------------------------------------------ value
@@ -89,7 +101,8 @@ def test_bad_captured_level_rejected(level: str) -> None:
 
 @pytest.mark.parametrize("payload,expected", [
     (b"21.5", "v=21.5"), (b" 3 ", "v=3"), (b"-1e3", "v=-1000"), (b"true", "v=true"),
-    (b"FALSE", "v=false"), (b"on", 'v="on"'), (b'say "hi"', 'v="say \\"hi\\""'),
+    (b"FALSE", "v=false"), (b"on", "v=true"), (b"OFF", "v=false"), (b"Online", "v=true"),
+    (b"closed", "v=false"), (b"door open", 'v="door open"'), (b'say "hi"', 'v="say \\"hi\\""'),
 ])
 def test_value_format(payload: bytes, expected: str) -> None:
     p = parser(topic="x/{field}", measurement="m")
@@ -106,13 +119,20 @@ def test_value_field_option_and_default_name() -> None:
 def test_value_types_int() -> None:
     p = parser(topic="x/{field}", measurement="m", types={"n": "int"})
     assert lines(p, "x/n", b"42") == [f"m n=42i {T}"]
-    assert "not an integer" in reason(p, "x/n", b"4.5")
-    assert "string where int" in reason(p, "x/n", b"abc")
+    assert lines(p, "x/n", b"42.0") == [f"m n=42i {T}"]
+    assert lines(p, "x/n", b"ON") == [f"m n=1i {T}"]
+    for bad, why in ((b"4.5", "not an integer"), (b"abc", "not an int")):
+        got = p.parse("x/n", bad, T)
+        assert (got.lines, got.dropped_fields) == ((), 1)
+        assert why in got.drop_reason
 
 
-@pytest.mark.parametrize("payload", [b"nan", b"NaN", b"inf", b"-Infinity", b"1e999"])
-def test_value_nan_inf_rejected(payload: bytes) -> None:
-    assert reason(parser(topic="x/{field}"), "x/v", payload)
+@pytest.mark.parametrize("payload", [b"nan", b"NaN", b"inf", b"-Infinity", b"1e999",
+                                     b"unavailable", b"unknown", b"None"])
+def test_value_nan_inf_and_no_reading_drop_the_field(payload: bytes) -> None:
+    got = parser(topic="x/{field}").parse("x/v", payload, T)
+    assert (got.lines, got.dropped_fields) == ((), 1)
+    assert "'v'" in got.drop_reason
 
 
 def test_value_empty_and_bad_utf8() -> None:
@@ -134,8 +154,11 @@ def test_json_object_numbers_float_bools_strings_nested() -> None:
     p = parser(topic="z/{device}", format="json", measurement="zigbee")
     payload = json.dumps({"temperature": 21, "ok": True, "name": "a b", "nested": {"x": 1.5,
                           "deep": {"y": 2}}, "list": [1, 2], "nothing": None}).encode()
-    assert lines(p, "z/plug", payload) == [
-        f'zigbee,device=plug name="a b",nested_deep_y=2,nested_x=1.5,ok=true,temperature=21 {T}']
+    got = p.parse("z/plug", payload, T)
+    assert got.lines == (
+        f'zigbee,device=plug list_0=1,list_1=2,name="a b",nested_deep_y=2,nested_x=1.5,ok=true,'
+        f'temperature=21 {T}',)
+    assert (got.dropped_fields, got.drop_reason) == (1, "field 'nothing' is null")
 
 
 def test_json_fields_paths_types_and_time() -> None:
@@ -146,7 +169,10 @@ def test_json_fields_paths_types_and_time() -> None:
     assert lines(p, "z/s1", payload) == [
         "zigbee,device=s1 b=99,link=87i,temperature=20.5 1700000000123000000"]
     assert p.parse("z/s1", payload, T).own_time is True
-    assert "missing" in reason(p, "z/s1", b'{"temperature": 1, "battery": 1, "ts": 1}')
+    assert "missing" in reason(p, "z/s1", b'{"temperature": 1, "radio": {"lqi": 3}}')
+    got = p.parse("z/s1", b'{"temperature": 1, "battery": 1, "ts": 1}', T)
+    assert got.lines == ("zigbee,device=s1 b=1,temperature=1 1000000",)
+    assert (got.dropped_fields, got.drop_reason) == (1, "JSON path 'radio.lqi' is missing")
 
 
 def test_json_time_iso_and_seconds_float_and_excluded_from_fields() -> None:
@@ -164,17 +190,39 @@ def test_json_array_gives_several_points() -> None:
 
 
 @pytest.mark.parametrize("payload,why", [
-    (b"{not json", "invalid JSON"), (b'{"a": NaN}', "NaN"), (b'{"a": Infinity}', "Infinity"),
-    (b"42", "not an object"), (b"[]", "empty"), (b"[1]", "not an object"), (b"{}", "no fields"),
-    (b'{"a": "x\\ny"}', "newline"), (b"[" * 5000 + b"]" * 5000, "JSON"),
+    (b"{not json", "invalid JSON"), (b"[]", "empty"), (b"{}", "no fields"),
+    (b"[" * 5000 + b"]" * 5000, "JSON"),
 ])
 def test_json_bad_input(payload: bytes, why: str) -> None:
     assert why in reason(parser(topic="j", format="json"), "j", payload)
 
 
-def test_json_string_where_number_configured() -> None:
-    p = parser(topic="j", format="json", types={"a": "float"})
-    assert "string where float" in reason(p, "j", b'{"a": "12"}')
+@pytest.mark.parametrize("payload,why", [
+    (b'{"a": NaN, "b": 1}', "NaN"), (b'{"a": Infinity, "b": 1}', "infinite"),
+    (b'{"a": "x\\ny", "b": 1}', "newline"), (b'{"a": null, "b": 1}', "null"),
+    (b'{"a": "unavailable", "b": 1}', "no reading"),
+])
+def test_json_value_that_cannot_be_written_drops_only_that_field(payload: bytes,
+                                                                 why: str) -> None:
+    got = parser(topic="j", format="json").parse("j", payload, T)
+    assert got.lines == (f"mqtt b=1 {T}",)
+    assert got.dropped_fields == 1 and why in got.drop_reason
+
+
+def test_json_scalar_payload_is_one_field() -> None:
+    p = parser(topic="j/{field}", format="json", measurement="m")
+    assert lines(p, "j/n", b"42") == [f"m n=42 {T}"]
+    assert lines(p, "j/list", b'["a", "b"]') == [f'm list_0="a",list_1="b" {T}']
+
+
+def test_json_types_convert_strings() -> None:
+    p = parser(topic="j", format="json", types={"a": "float", "n": "int", "on": "bool",
+                                                 "s": "str"})
+    assert lines(p, "j", b'{"a": "12", "n": "17", "on": "ON", "s": 5}') == [
+        f'mqtt a=12,n=17i,on=true,s="5" {T}']
+    got = p.parse("j", b'{"a": "twelve", "n": 1}', T)
+    assert got.lines == (f"mqtt n=1i {T}",)
+    assert got.drop_reason == "field 'a' = 'twelve' is not a float"
 
 
 # ------------------------------------------------------------------ kv
@@ -186,7 +234,8 @@ def test_kv_both_separators() -> None:
     assert lines(p, "k/r", b"a=1 b=2.5 c=true d=x") == expected
     assert lines(p, "k/r", b"a=1,b=2.5,c=true,d=x") == expected
     assert "key=value" in reason(p, "k/r", b"a=1 junk")
-    assert "NaN" in reason(p, "k/r", b"a=nan")
+    got = p.parse("k/r", b"a=nan b=1", T)
+    assert got.lines == (f"m,room=r b=1 {T}",) and got.dropped_fields == 1
 
 
 # ------------------------------------------------------------------ influx
@@ -297,7 +346,7 @@ def test_time_format_strptime_and_iso() -> None:
 
 @pytest.mark.parametrize("spec,fmt,why", [
     ({"key": "t", "format": "unix"}, "json", "neither 'iso' nor a strptime pattern"),
-    ({"key": "t"}, "value", "only to format json or kv"),
+    ({"key": "t"}, "value", "only to format json, auto or kv"),
 ])
 def test_time_config_errors(spec: Any, fmt: str, why: str) -> None:
     with pytest.raises(ConfigError, match=why):

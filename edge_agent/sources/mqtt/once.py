@@ -76,6 +76,7 @@ def collect_once(config: Any, wait: float, *, default_tags: Optional[Dict[str, s
                 return
             lines.extend(parsed.lines)
             st.points += len(parsed.lines)
+            st.count_drops(parsed)
 
     def on_connect_fail(c: mqtt.Client, u: Any) -> None:
         state["error"] = "cannot reach the broker"

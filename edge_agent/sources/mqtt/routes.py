@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...errors import ConfigError
 from ...lineproto.encoder import LineEncoder
-from .payloads import DEFAULT_MAX_PAYLOAD, MessageParser, _opt
+from .payloads import DEFAULT_MAX_PAYLOAD, MessageParser, Parsed, _opt
 
 __all__ = ["SubscriptionStats", "compile_parsers", "route"]
 
@@ -22,6 +22,13 @@ class SubscriptionStats:
     last_reject_topic: str = ""
     points: int = 0
     duplicates_skipped: int = 0
+    fields_dropped: int = 0  # values that could not be written (null, "unavailable", ...)
+    last_drop_reason: str = ""
+
+    def count_drops(self, parsed: Parsed) -> None:
+        if parsed.dropped_fields:
+            self.fields_dropped += parsed.dropped_fields
+            self.last_drop_reason = parsed.drop_reason
 
 
 def compile_parsers(cfg: Any, subscriptions: Sequence[Any], encoder: LineEncoder

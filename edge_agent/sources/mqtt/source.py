@@ -381,6 +381,7 @@ class MqttSource:
                 continue
             lines.extend(parsed.lines)
             stats.points += len(parsed.lines)
+            stats.count_drops(parsed)
             if digest:
                 pending_rows.append((mid, digest, receive_ns, seq))
                 committed.append((mid, digest))

@@ -24,8 +24,9 @@ def parse_template(template: str, fail: Callable[[str], Exception] = ConfigError
     """The levels of a topic template as ``(kind, text)``: lit, cap, plus or hash.
 
     The one place the template rules live (the config checks with it too):
-    a capture ``{name}`` fills a whole level and appears once, ``+`` and ``#``
-    fill a whole level, ``#`` comes last. ``fail(message)`` builds the error.
+    a capture ``{name}`` fills a whole level and appears once (and is not
+    ``{time}``, a tag key InfluxDB refuses), ``+`` and ``#`` fill a whole level,
+    ``#`` comes last. ``fail(message)`` builds the error.
     """
     if not template:
         raise fail("must not be empty")
@@ -36,6 +37,9 @@ def parse_template(template: str, fail: Callable[[str], Exception] = ConfigError
         capture = _CAPTURE.match(part)
         if capture:
             name = capture.group(1)
+            if name == "time":
+                raise fail(f"capture {{time}} in {template!r}: InfluxDB refuses a tag named "
+                           "time; use another name, e.g. {when}")
             if name in names:
                 raise fail(f"capture {{{name}}} appears twice in {template!r}; each name once")
             names.append(name)
