@@ -157,6 +157,9 @@ def run(seconds: float, outage: float, folder: Path) -> Dict[str, Any]:
         summary["stored"] = stored_points(influx)
         summary["chart"] = chart(influx)
     finally:
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if agent is not None and agent.poll() is None:
             agent.kill()
             agent.wait()
@@ -191,11 +194,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--outage", type=float, default=10.0, help="seconds influxd is stopped")
     parser.add_argument("--folder", type=Path, default=ROOT / ".demo", help="demo state folder")
     args = parser.parse_args(argv)
+    # SIGTERM (as Ctrl-C) ends the run through the finally that stops influxd and the agent.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         summary = run(args.seconds, args.outage, args.folder.resolve())
     except (RuntimeError, OSError) as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ndemo stopped; everything it started is stopped too", file=sys.stderr)
+        return 130
     return 0 if report(summary) else 1
 
 
