@@ -231,7 +231,7 @@ class _UnverifiedConnection(HTTPSConnection):
     ``is_verified``: here that reads True, for this session's pools only.
     """
 
-    @property  # type: ignore[override]
+    @property
     def is_verified(self) -> bool:
         return True
 
