@@ -1,0 +1,61 @@
+"""TLS settings of the config (``influx:`` and an MQTT source's ``tls:``), checked as
+the agent will use them: files readable PEM of the right kind, the client key
+decrypts and matches its certificate (:mod:`edge_agent.tls`). A mistake is
+``path:LINE:COL: <setting>: ...``; verification turned off is one warning.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import fields
+from typing import Dict, Optional
+
+from ..errors import ConfigError
+from ..tls import TlsNames, check_ca_file, check_client_cert
+from .schema import Section
+
+__all__ = ["INFLUX_KEYS", "MQTT_KEYS", "check_tls", "tls_path", "verify_off_warning"]
+
+#: The settings' keys inside their section, in :class:`TlsNames` order.
+INFLUX_KEYS = TlsNames()
+MQTT_KEYS = TlsNames(ca="ca_cert", cert="certfile", key="keyfile", password="keyfile_password",
+                     verify="verify", plain="mqtt://")
+
+
+def tls_path(section: Section, key: str, fallback: Optional[str] = None) -> Optional[str]:
+    """A file setting (``~`` expanded), or ``fallback`` (from the environment)."""
+    value = section.string(key, "") or fallback
+    return os.path.expanduser(value) if value else None
+
+
+def _names(section: Section, keys: TlsNames) -> TlsNames:
+    return TlsNames(*(section.name(getattr(keys, f.name)) if f.name != "plain" else keys.plain
+                      for f in fields(TlsNames)))
+
+
+def check_tls(section: Section, keys: TlsNames, *, verify: bool, ca: Optional[str],
+              cert: Optional[str], key: Optional[str], password: Optional[str]) -> None:
+    """Refuse here what the connection would refuse later, at the key's position."""
+    names = _names(section, keys)
+    try:
+        if verify and ca is not None:
+            check_ca_file(ca, names.ca)
+        check_client_cert(cert, key, password, names)
+    except ConfigError as exc:
+        text = str(exc)
+        by_setting: Dict[str, str] = {getattr(names, f.name): getattr(keys, f.name)
+                                      for f in fields(TlsNames)}
+        setting, _, rest = text.partition(": ")
+        if setting in by_setting:
+            raise section.fail(by_setting[setting], rest) from None
+        raise
+
+
+def verify_off_warning(section: Section, key: str, peer: str, ca_key: Optional[str]) -> str:
+    """The one warning for ``key: false`` (said at start and by check-config)."""
+    mark = section.value_mark(key)
+    ignored = (f" ({section.name(ca_key)} is ignored while it is off)"
+               if ca_key is not None and section.has(ca_key) else "")
+    return (f"{section.ctx.path}:{mark.line}:{mark.col}: {section.name(key)} is false: the "
+            f"{peer}'s certificate is not checked, so anyone on the network path can pose as "
+            f"the {peer}{ignored}; give its CA file instead")
