@@ -8,7 +8,6 @@ by the client either as the alert or as a bare EOF (a race), so those accept bot
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import ssl
@@ -17,7 +16,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import paho.mqtt.client as mqtt
@@ -26,7 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from tests.harness.tls_certs import PKI, make_pki
-from tests.harness.tls_servers import TlsHttpServer, TlsInflux, TlsMosquitto
+from tests.harness.tls_servers import TlsHttpServer
 
 EOF_13 = "EOF occurred in violation of protocol"
 CERT_REQUIRED_13 = ("[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required",
@@ -76,22 +74,10 @@ def _report() -> Iterator[None]:
             "| case | class | message |\n|---|---|---|\n" + rows)
 
 
-@pytest.fixture(scope="module")
-def servers(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    d, ca = tmp_path_factory.mktemp("servers"), pki.ca_cert
-    good, expired, wrong = ((pki.server_cert, pki.server_key), (pki.expired_cert, pki.expired_key),
-                            (pki.wrong_host_cert, pki.wrong_host_key))
-    s = SimpleNamespace(
-        influx=TlsInflux(d / "influx", *good), expired=TlsInflux(d / "expired", *expired),
-        wrong_host=TlsInflux(d / "wrong", *wrong), mqtt=TlsMosquitto(d / "mqtt", ca, *good),
-        mqtt_mtls=TlsMosquitto(d / "mqtt_mtls", ca, *good, require_certificate=True),
-        mqtt_expired=TlsMosquitto(d / "mqtt_expired", ca, *expired),
-        mqtt_wrong=TlsMosquitto(d / "mqtt_wrong", ca, *wrong),
-        v2=TlsHttpServer(*good, client_ca=ca))
-    with contextlib.ExitStack() as stack:
-        for server in vars(s).values():
-            stack.enter_context(server)
-        yield s
+@pytest.fixture
+def servers(tls_servers: Any) -> Any:
+    """The session's TLS servers (tests/integration/conftest.py)."""
+    return tls_servers
 
 
 def test_pki_is_fast_and_sound(tmp_path: Path) -> None:
@@ -151,6 +137,7 @@ def test_plain_http_to_https_influx_is_a_400(servers: Any) -> None:
 
 def test_v2_stub_refuses_missing_or_foreign_client_cert(servers: Any, pki: PKI) -> None:
     before, url, ca = len(servers.v2.handshake_errors), servers.v2.url, str(pki.ca_cert)
+    writes = len(servers.v2.writes)  # the stub is the session's, shared with other tests
     with pytest.raises(requests.exceptions.SSLError) as info:
         requests.post(f"{url}/api/v2/write", data=b"m v=1", verify=ca, timeout=5)
     root = observe("requests → mTLS: no client cert (TLS 1.3)", info.value)
@@ -165,7 +152,7 @@ def test_v2_stub_refuses_missing_or_foreign_client_cert(servers: Any, pki: PKI) 
         return any(text in str(e) for e in servers.v2.handshake_errors[before:])
     assert wait_for(lambda: seen("[SSL: PEER_DID_NOT_RETURN_A_CERTIFICATE]"))
     assert wait_for(lambda: seen("[SSL: CERTIFICATE_VERIFY_FAILED]"))
-    assert servers.v2.writes == []
+    assert servers.v2.writes[writes:] == []
     tls12 = TlsHttpServer(pki.server_cert, pki.server_key, client_ca=pki.ca_cert,
                           max_tls=ssl.TLSVersion.TLSv1_2)  # TLS 1.2: inside the handshake
     with tls12, pytest.raises(requests.exceptions.SSLError) as info:
