@@ -110,6 +110,9 @@ class ConnectErrors:
             return self._explain(exc)
         if exc is not None and self.secure and "EOF" in str(exc):
             return self._explain(exc)
+        if isinstance(exc, ConnectionResetError) and not self.secure:
+            return (f"the broker at {self.peer} reset the connection before it answered; if it "
+                    "listens with TLS there, use an mqtts:// url")
         return f"disconnected: {reason}"
 
 
