@@ -28,8 +28,8 @@ from typing import Callable, Iterator, Optional, Tuple, Union
 from .errors import ConfigError
 from .redact import register_secret
 
-__all__ = ["TlsNames", "check_ca_file", "check_client_cert", "explain", "find_ssl_error",
-           "key_password"]
+__all__ = ["TlsNames", "check_ca_file", "check_client_cert", "exception_chain", "explain",
+           "find_ssl_error", "key_password"]
 
 _SUFFIX = re.compile(r"\s*\(_ssl\.c:\d+\)")
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
@@ -164,7 +164,7 @@ def check_client_cert(cert: Optional[str], key: Optional[str], password: Optiona
 # -- failures, explained ----------------------------------------------------------
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and everything it wraps (requests -> urllib3 -> ssl)."""
     seen = set()
     todo = [exc]
@@ -180,7 +180,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def find_ssl_error(exc: BaseException) -> Optional[ssl.SSLError]:
     """The ``ssl.SSLError`` somewhere in ``exc``'s chain (urllib3 wraps it twice)."""
-    for item in _chain(exc):
+    for item in exception_chain(exc):
         if isinstance(item, ssl.SSLError):
             return item
     return None

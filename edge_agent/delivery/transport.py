@@ -21,7 +21,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -32,7 +32,15 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from .. import __version__
 from ..destination import Destination
 from ..redact import REDACTED, redact
-from ..tls import TlsNames, check_ca_file, check_client_cert, env_ca_bundle, explain, key_password
+from ..tls import (
+    TlsNames,
+    check_ca_file,
+    check_client_cert,
+    env_ca_bundle,
+    exception_chain,
+    explain,
+    key_password,
+)
 from .outcome import Outcome, WriteResult, classify, parse_retry_after, server_message, truncate
 
 __all__ = ["InfluxSettings", "Transport", "describe_failure", "strip_userinfo"]
@@ -155,26 +163,6 @@ def strip_userinfo(url: str) -> str:
 # -- network failures ----------------------------------------------------------
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and everything it wraps (requests -> urllib3 -> socket errors)."""
-    seen = set()
-    todo = [exc]
-    while todo:
-        item = todo.pop(0)
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        nested = [a for a in item.args if isinstance(a, BaseException)]
-        reason = getattr(item, "reason", None)
-        if isinstance(reason, BaseException):
-            nested.append(reason)
-        for linked in (item.__cause__, item.__context__):
-            if linked is not None:
-                nested.append(linked)
-        todo.extend(nested)
-
-
 def describe_failure(exc: requests.RequestException, url: str,
                      connect_timeout: float, read_timeout: float,
                      tls: Optional[Callable[[BaseException], str]] = None) -> str:
@@ -191,7 +179,7 @@ def describe_failure(exc: requests.RequestException, url: str,
         return truncate(tls(exc) if tls is not None else explain(exc, url, TlsNames()))
     if isinstance(exc, requests.exceptions.ProxyError):
         return f"cannot reach {url} through the proxy: {_innermost(exc)}"
-    causes = list(_causes(exc))
+    causes = list(exception_chain(exc))
     for cause in causes:
         if isinstance(cause, ConnectionRefusedError):
             return f"cannot reach {url}: connection refused"
@@ -214,7 +202,7 @@ def describe_failure(exc: requests.RequestException, url: str,
 
 def _innermost(exc: BaseException) -> str:
     last = exc
-    for cause in _causes(exc):
+    for cause in exception_chain(exc):
         last = cause
     return truncate(str(last) or type(last).__name__)
 
