@@ -161,3 +161,11 @@ def test_the_bridge_logs_the_reason_once_per_backoff_step(
     assert re.fullmatch(re.escape(f"mqtt bridge: {reason}; reconnecting in ") +
                         r"\d+\.\d s \(attempt 1\)", line), line
     assert source.status()["last_error"] == reason
+
+
+def test_verify_off_connects_to_any_broker(tls_servers: Any, pki: Any) -> None:
+    # The config warns once for it (tests/unit/test_config_tls.py); the CA file is not read.
+    for broker in (tls_servers.mqtt_wrong, tls_servers.mqtt_expired):
+        result = collect_once(bridge(broker.url, verify=False,
+                                     ca_cert=str(pki.directory / "missing.pem")), 1.0)
+        assert (result.connected, result.error) == (True, "")

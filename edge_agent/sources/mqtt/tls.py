@@ -39,7 +39,7 @@ def configure_tls(client: Any, tls: Any) -> None:
         check_ca_file(ca, MQTT_NAMES.ca)
     check_client_cert(cert, key, password, MQTT_NAMES)
     tls_set: Any = client.tls_set  # paho types keyfile_password as str; ssl takes a callable
-    tls_set(ca_certs=ca, certfile=cert, keyfile=key,
+    tls_set(ca_certs=ca if verify else None, certfile=cert, keyfile=key,
             cert_reqs=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE,
             keyfile_password=key_password(password))
     if not verify:
