@@ -47,17 +47,22 @@ def configure_tls(client: Any, tls: Any) -> None:
 
 
 class _ErrorLog:
-    """A stand-in for paho's logger that keeps the last socket error (cheap: paho
-    calls it for every packet at DEBUG, and only ERROR records are looked at)."""
+    """A stand-in for paho's logger that keeps the last socket error while a
+    connection is being set up. paho calls it for every packet, so it takes
+    itself out once the broker's CONNACK arrives (``reconnect`` puts it back).
+    """
 
-    def __init__(self, owner: ConnectErrors) -> None:
+    def __init__(self, owner: ConnectErrors, client: Any) -> None:
         self._owner = owner
+        self._client = client
 
     def log(self, level: int, fmt: str, *args: Any) -> None:
         if level >= logging.ERROR:
             exc = next((a for a in args if isinstance(a, BaseException)), None)
             if exc is not None:
                 self._owner.read_error = exc
+        elif fmt.startswith("Received CONNACK"):
+            self._client.disable_logger()
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging.Logger's name
         return level >= logging.ERROR
@@ -77,14 +82,15 @@ class ConnectErrors:
 
         def watched_reconnect() -> Any:
             self.connect_error = self.read_error = None
+            client.enable_logger(errors)
             try:
                 return reconnect()
             except OSError as exc:
                 self.connect_error = exc
                 raise
 
+        errors = _ErrorLog(self, client)
         setattr(client, "reconnect", watched_reconnect)  # noqa: B010 - paho's loop calls it
-        client.enable_logger(_ErrorLog(self))
 
     def _explain(self, exc: BaseException) -> str:
         return explain(exc, self.peer, MQTT_NAMES, ca_file=self.ca, cert_file=self.cert)
