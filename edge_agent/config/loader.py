@@ -173,14 +173,16 @@ def _influx(section: Section, env: Mapping[str, str], path: str) -> InfluxConfig
     elif not verify_ssl:
         section.ctx.warnings.append(verify_off_warning(section, "verify_ssl", "server",
                                                        "ssl_ca_cert"))
-    tls = {
-        "ssl_ca_cert": tls_path(section, "ssl_ca_cert", env.get("INFLUXDB_V2_SSL_CA_CERT")),
-        "cert_file": tls_path(section, "cert_file"),
-        "cert_key_file": tls_path(section, "cert_key_file"),
-        "cert_key_password": section.string("cert_key_password", None, secret=True),
-    }
+    from_env = {key: f"INFLUXDB_V2_{key.upper()}" for key in
+                ("ssl_ca_cert", "cert_file", "cert_key_file", "cert_key_password")
+                if not section.has(key) and env.get(f"INFLUXDB_V2_{key.upper()}")}
+    tls = {key: tls_path(section, key, env.get(f"INFLUXDB_V2_{key.upper()}"))
+           for key in ("ssl_ca_cert", "cert_file", "cert_key_file")}
+    tls["cert_key_password"] = (section.string("cert_key_password", None, secret=True)
+                                or env.get("INFLUXDB_V2_CERT_KEY_PASSWORD"))
     check_tls(section, INFLUX_KEYS, verify=verify_ssl, ca=tls["ssl_ca_cert"],
-              cert=tls["cert_file"], key=tls["cert_key_file"], password=tls["cert_key_password"])
+              cert=tls["cert_file"], key=tls["cert_key_file"], password=tls["cert_key_password"],
+              env=from_env)
     return InfluxConfig(
         url=url.rstrip("/"),
         api=section.choice("api", ("v1", "v2", "v3"), "v2", what="InfluxDB API",

@@ -34,8 +34,13 @@ def _names(section: Section, keys: TlsNames) -> TlsNames:
 
 
 def check_tls(section: Section, keys: TlsNames, *, verify: bool, ca: Optional[str],
-              cert: Optional[str], key: Optional[str], password: Optional[str]) -> None:
-    """Refuse here what the connection would refuse later, at the key's position."""
+              cert: Optional[str], key: Optional[str], password: Optional[str],
+              env: Optional[Dict[str, str]] = None) -> None:
+    """Refuse here what the connection would refuse later, at the key's position.
+
+    ``env`` maps a key to the environment variable its value came from when
+    the section does not set it (the message then names the variable).
+    """
     names = _names(section, keys)
     try:
         if verify and ca is not None:
@@ -46,9 +51,13 @@ def check_tls(section: Section, keys: TlsNames, *, verify: bool, ca: Optional[st
         by_setting: Dict[str, str] = {getattr(names, f.name): getattr(keys, f.name)
                                       for f in fields(TlsNames)}
         setting, _, rest = text.partition(": ")
-        if setting in by_setting:
-            raise section.fail(by_setting[setting], rest) from None
-        raise
+        key_name = by_setting.get(setting)
+        if key_name is None:
+            raise
+        if not section.has(key_name) and env and key_name in env:
+            raise ConfigError(f"{section.ctx.path}: environment variable {env[key_name]}: "
+                              f"{rest}") from None
+        raise section.fail(key_name, rest) from None
 
 
 def verify_off_warning(section: Section, key: str, peer: str, ca_key: Optional[str]) -> str:

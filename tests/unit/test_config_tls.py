@@ -156,3 +156,21 @@ def test_check_config_refuses_a_missing_ca_and_warns_for_verify_off(
         line for line in out.err.splitlines() if line.endswith(warning)]
     assert out.err.count(warning) == 1
     assert "verify_ssl: false" in out.out
+
+
+def test_influxdb_client_environment_variables(pki: Any) -> None:
+    env = {"INFLUXDB_V2_SSL_CA_CERT": str(pki.ca_cert),
+           "INFLUXDB_V2_CERT_FILE": str(pki.client_cert),
+           "INFLUXDB_V2_CERT_KEY_FILE": str(pki.client_key_encrypted),
+           "INFLUXDB_V2_CERT_KEY_PASSWORD": pki.client_key_passphrase}
+    influx_config = parse_config(influx(), "edge.yaml", env=env).influx
+    assert (influx_config.ssl_ca_cert, influx_config.cert_file, influx_config.cert_key_file,
+            influx_config.cert_key_password) == tuple(env.values())
+    with pytest.raises(ConfigError) as info:
+        parse_config(influx(), "edge.yaml", env={**env, "INFLUXDB_V2_CERT_KEY_PASSWORD": "no"})
+    assert str(info.value) == (
+        "edge.yaml: environment variable INFLUXDB_V2_CERT_KEY_PASSWORD: cannot decrypt the key "
+        f"in {pki.client_key_encrypted}: wrong passphrase")
+    # The file's own setting wins over the environment's.
+    config = parse_config(influx(ssl_ca_cert=pki.other_ca_cert), "edge.yaml", env=env)
+    assert config.influx.ssl_ca_cert == str(pki.other_ca_cert)
