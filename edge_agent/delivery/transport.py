@@ -21,13 +21,10 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .. import __version__
 from ..destination import Destination
@@ -39,8 +36,8 @@ from ..tls import (
     env_ca_bundle,
     exception_chain,
     explain,
-    key_password,
 )
+from .adapter import TlsAdapter
 from .outcome import Outcome, WriteResult, classify, parse_retry_after, server_message, truncate
 
 __all__ = ["InfluxSettings", "Transport", "describe_failure", "strip_userinfo"]
@@ -210,47 +207,6 @@ def _innermost(exc: BaseException) -> str:
 # -- the transport -------------------------------------------------------------
 
 
-class _UnverifiedConnection(HTTPSConnection):
-    """A connection of a session with ``verify_ssl=False``.
-
-    The user turned verification off on purpose and is told once, when the
-    agent starts (and by check-config); urllib3 would add a two-line
-    InsecureRequestWarning to every request, which it decides from
-    ``is_verified``: here that reads True, for this session's pools only.
-    """
-
-    @property
-    def is_verified(self) -> bool:
-        return True
-
-    @is_verified.setter
-    def is_verified(self, value: bool) -> None:
-        pass
-
-
-class _UnverifiedPool(HTTPSConnectionPool):
-    ConnectionCls = _UnverifiedConnection
-
-
-class _TlsAdapter(HTTPAdapter):
-    """requests has no key-passphrase option; urllib3's pools take ``key_password``.
-
-    The passphrase callback is always given, so OpenSSL never prompts on a
-    terminal for an encrypted key.
-    """
-
-    def __init__(self, password: Optional[str], verify: bool) -> None:
-        self._password = key_password(password)
-        self._verify = verify
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, key_password=self._password, **kwargs)
-        if not self._verify:
-            self.poolmanager.pool_classes_by_scheme = {"http": HTTPConnectionPool,
-                                                       "https": _UnverifiedPool}
-
-
 class Transport:
     """Posts batches of line protocol to one InfluxDB over one HTTP session.
 
@@ -278,7 +234,7 @@ class Transport:
         session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
         session.headers["Accept"] = "application/json"
-        session.mount("https://", _TlsAdapter(settings.cert_key_password, settings.verify_ssl))
+        session.mount("https://", TlsAdapter(settings.cert_key_password, settings.verify_ssl))
         self._auth_headers = self._credentials(session)
         self._session = session
 
