@@ -32,6 +32,23 @@ PathLike = Union[str, Path]
 _P = TypeVar("_P", bound="_Managed")
 
 
+def tls13_refusal_lines(peer: str, cert_setting: str, key_setting: str,
+                        cert: Optional[str] = None) -> Tuple[str, str]:
+    """The two exact lines edge-agent may give when a TLS 1.3 server refuses a missing
+    (``cert`` None) or foreign client certificate: the alert, or a bare EOF when the
+    server's close wins the race."""
+    head = f"TLS to {peer} failed: "
+    closed = head + "the server closed the connection during the TLS handshake "
+    if cert is None:
+        return (head + "the server requires a client certificate and none is configured: "
+                f"set {cert_setting} and {key_setting}",
+                closed + f"(does it require a client certificate? set {cert_setting} and "
+                f"{key_setting})")
+    return (head + f"the server refused the client certificate in {cert_setting} ({cert}): "
+            "[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca",
+            closed + f"(does it accept the client certificate in {cert_setting} ({cert})?)")
+
+
 class _Managed(_Process):
     """servers.py's process as a context manager."""
 

@@ -152,8 +152,6 @@ def test_check_config_refuses_a_missing_ca_and_warns_for_verify_off(
     warning = (f"{path}:4:15: influx.verify_ssl is false: the server's certificate is not "
                "checked, so anyone on the network path can pose as the server; give its CA "
                "file instead")
-    assert [line for line in out.err.splitlines() if "verify_ssl" in line] == [
-        line for line in out.err.splitlines() if line.endswith(warning)]
     assert out.err.count(warning) == 1
     assert "verify_ssl: false" in out.out
 
