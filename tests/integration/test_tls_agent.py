@@ -4,6 +4,8 @@ why in one line, and once the config is fixed every point is delivered, exactly.
 Against an HTTPS influxd 1.6.7 and an HTTPS v2 write stub that requires a client
 certificate (tests/integration/conftest.py); readings come from the emulated I2C
 bus. ``REQUESTS_CA_BUNDLE`` names an unrelated CA throughout: the config wins.
+And a TLS mosquitto with ``require_certificate``: the bridge says why it cannot
+connect, and a SIGHUP with the certificate configured connects it.
 """
 
 from __future__ import annotations
@@ -11,13 +13,19 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import signal
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
+import paho.mqtt.client as mqtt
+
+from tests.harness.tls_servers import tls13_refusal_lines
 from tests.integration.test_agent_e2e import (
     AgentProcess,
     agents,  # noqa: F401  (fixture)
     final_counters,
+    mqtt_counts,
     series_times,
     total_points,
     wait_until,
@@ -120,5 +128,55 @@ def test_client_certificate_required_then_configured(
     counters = final_counters(state)
     assert len(set(lines())) == counters["accepted"] == counters["written"]
     assert {w.client_cn for w in stub.writes[before:]} == {pki.client_cn}
+    assert pki.client_key_passphrase not in agent.log()
+    assert "Traceback" not in agent.log()
+
+
+def test_broker_requiring_a_client_certificate_then_fixed_by_sighup(
+        tls_servers: Any, pki: Any, influx: Any, influx_db: str, tmp_path: Path,
+        agents: Callable[..., AgentProcess]) -> None:  # noqa: F811
+    broker = tls_servers.mqtt_mtls
+    state, path = tmp_path / "state", tmp_path / "agent.yaml"
+    topic = f"tls{uuid.uuid4().hex[:6]}"
+
+    def bridge_config(**tls: str) -> None:
+        write_config(path, state_dir=state, influx_url=influx.url, db=influx_db, i2c=(),
+                     mqtt_url=broker.url, client_id=f"edge-tls-{topic}", topic=topic)
+        text = path.read_text()
+        url_line = f"    url: {broker.url}\n"
+        assert url_line in text
+        keys = "".join(f"      {key}: '{value}'\n" for key, value in tls.items())
+        path.write_text(text.replace(url_line, f"{url_line}    tls:\n{keys}"))
+
+    bridge_config(ca_cert=str(pki.ca_cert))
+    agent = agents(path).start()
+    peer = f"127.0.0.1:{broker.port}"
+    wait_until(lambda: [line for line in agent.log().splitlines() if any(
+        f"mqtt bridge: {reason}; reconnecting in " in line
+        for reason in tls13_refusal_lines(peer, "tls.certfile", "tls.keyfile"))], 60,
+        "the bridge's one-line reason")
+
+    bridge_config(ca_cert=str(pki.ca_cert), certfile=str(pki.client_cert),
+                  keyfile=str(pki.client_key_encrypted),
+                  keyfile_password=pki.client_key_passphrase)
+    agent.send(signal.SIGHUP)
+    wait_until(lambda: any(s.get("connected") for s in
+                           (agent.status(state) or {}).get("sources", [])),
+               60, "the bridge to connect with its certificate")
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    publisher.tls_set(ca_certs=str(pki.ca_cert), certfile=str(pki.client_cert),
+                      keyfile=str(pki.client_key))
+    publisher.connect("127.0.0.1", broker.port)
+    publisher.loop_start()
+    try:
+        for seq in range(20):  # the JSON a sensor node publishes: {"seq": n, "v": reading}
+            payload = json.dumps({"seq": seq, "v": seq * 0.5})
+            publisher.publish(f"{topic}/dev1", payload, qos=1).wait_for_publish(10)
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+    wait_until(lambda: mqtt_counts(influx, influx_db)[0] >= 20, 60, "20 messages in InfluxDB")
+    assert agent.stop() == 0, agent.log()
+    assert mqtt_counts(influx, influx_db) == (20, 20)
     assert pki.client_key_passphrase not in agent.log()
     assert "Traceback" not in agent.log()
