@@ -36,6 +36,7 @@ from ..tls import (
     env_ca_bundle,
     exception_chain,
     explain,
+    find_ssl_error,
 )
 from .adapter import TlsAdapter
 from .outcome import Outcome, WriteResult, classify, parse_retry_after, server_message, truncate
@@ -172,7 +173,7 @@ def describe_failure(exc: requests.RequestException, url: str,
                 "(connect timeout)")
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return f"no answer from {url} within {read_timeout:g} s (read timeout)"
-    if isinstance(exc, requests.exceptions.SSLError):
+    if isinstance(exc, requests.exceptions.SSLError) or find_ssl_error(exc) is not None:
         return truncate(tls(exc) if tls is not None else explain(exc, url, TlsNames()))
     if isinstance(exc, requests.exceptions.ProxyError):
         return f"cannot reach {url} through the proxy: {_innermost(exc)}"
