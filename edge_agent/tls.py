@@ -35,7 +35,7 @@ _SUFFIX = re.compile(r"\s*\(_ssl\.c:\d+\)")
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----")
 _KEY_BLOCKS = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY",
                "DSA PRIVATE KEY")
-_MAX_PEM = 1024 * 1024  # a CA bundle is a few hundred KiB; more is not a PEM file
+_MAX_PEM = 8 * 1024 * 1024  # a system CA bundle is ~200 KiB; more is not a PEM file
 
 # OpenSSL X509_V_ERR_* codes (x509_vfy.h) as ssl.SSLCertVerificationError.verify_code.
 _UNTRUSTED = {2, 18, 19, 20, 21}  # unknown issuer, self-signed (leaf or in chain)
@@ -80,7 +80,7 @@ def _pem_blocks(path: str, setting: str) -> Tuple[str, ...]:
     except OSError as exc:
         raise ConfigError(f"{setting}: cannot read {path}: {exc.strerror or exc}") from None
     if len(data) > _MAX_PEM:
-        raise ConfigError(f"{setting}: {path} is larger than 1 MiB: not a PEM file")
+        raise ConfigError(f"{setting}: {path} is larger than 8 MiB: not a PEM file")
     return tuple(m.group(1).decode("ascii") for m in _PEM_BLOCK.finditer(data))
 
 

@@ -172,3 +172,12 @@ def test_influxdb_client_environment_variables(pki: Any) -> None:
     # The file's own setting wins over the environment's.
     config = parse_config(influx(ssl_ca_cert=pki.other_ca_cert), "edge.yaml", env=env)
     assert config.influx.ssl_ca_cert == str(pki.other_ca_cert)
+
+
+def test_tls_keys_with_a_plain_http_url_are_said_to_do_nothing(pki: Any) -> None:
+    text = influx(ssl_ca_cert=pki.ca_cert, verify_ssl="false").replace("https://", "http://")
+    assert parse(text).warnings == (
+        "edge.yaml:4:3: influx.ssl_ca_cert has no effect: influx.url is http:// (no TLS); use "
+        "https:// for TLS",
+        "edge.yaml:5:3: influx.verify_ssl has no effect: influx.url is http:// (no TLS); use "
+        "https:// for TLS")
