@@ -208,6 +208,11 @@ def _innermost(exc: BaseException) -> str:
 # -- the transport -------------------------------------------------------------
 
 
+def _settings_only(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """requests' auth hook that changes nothing (the token header stays)."""
+    return request
+
+
 class Transport:
     """Posts batches of line protocol to one InfluxDB over one HTTP session.
 
@@ -250,6 +255,9 @@ class Transport:
             session.auth = (s.username or "", s.password or "")
             return {}
         if s.token:
+            # With no session auth, requests would fetch ~/.netrc (or $NETRC) credentials
+            # for the host and put them in place of the token the settings give.
+            session.auth = _settings_only
             scheme = "Bearer" if s.api == "v3" else "Token"
             return {"Authorization": f"{scheme} {s.token}"}
         return {}

@@ -354,6 +354,14 @@ def test_tls_failure_is_transient(fault_server, connect):
         "WRONG_VERSION_NUMBER] wrong version number); use http:// for a server without TLS")
 
 
+def test_netrc_never_replaces_the_token(fault_server, connect, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pass\n")
+    monkeypatch.setenv("NETRC", str(netrc))  # requests reads it when no auth is set
+    assert connect(fault_server.url).write(Destination("b"), BODY).ok
+    assert fault_server.requests[-1].headers["authorization"] == f"Token {TOKEN}"
+
+
 # -- ping and check_write ----------------------------------------------------------
 
 def test_ping_v2_and_v3(fault_server, connect):
