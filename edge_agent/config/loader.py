@@ -11,7 +11,7 @@ from ..errors import ConfigError
 from .model import AgentConfig, BufferConfig, Config, InfluxConfig, WriteConfig
 from .schema import Context, Section
 from .sources import parse_sources
-from .tls import INFLUX_KEYS, check_tls, tls_path, verify_off_warning
+from .tls import influx_tls
 from .yamlpos import load_yaml
 
 __all__ = ["DEFAULT_PATH", "config_path_from", "load_config", "parse_config"]
@@ -163,33 +163,9 @@ def _influx(section: Section, env: Mapping[str, str], path: str) -> InfluxConfig
             raise _env_error(path, "INFLUXDB_V2_TIMEOUT", raw or "",
                              "must be whole milliseconds") from None
     verify_ssl = section.boolean("verify_ssl", True)
-    secure = url.lower().startswith("https://")
     if not section.has("verify_ssl") and "INFLUXDB_V2_VERIFY_SSL" in env:
         verify_ssl = env["INFLUXDB_V2_VERIFY_SSL"].strip().lower() in ("yes", "true")
-        if not verify_ssl and secure:
-            section.ctx.warnings.append(
-                f"{path}: environment variable INFLUXDB_V2_VERIFY_SSL is false: the server's "
-                "certificate is not checked, so anyone on the network path can pose as the "
-                "server; give its CA file in influx.ssl_ca_cert instead")
-    elif not verify_ssl and secure:
-        section.ctx.warnings.append(verify_off_warning(section, "verify_ssl", "server",
-                                                       "ssl_ca_cert"))
-    from_env = {key: f"INFLUXDB_V2_{key.upper()}" for key in
-                ("ssl_ca_cert", "cert_file", "cert_key_file", "cert_key_password")
-                if not section.has(key) and env.get(f"INFLUXDB_V2_{key.upper()}")}
-    tls = {key: tls_path(section, key, env.get(f"INFLUXDB_V2_{key.upper()}"))
-           for key in ("ssl_ca_cert", "cert_file", "cert_key_file")}
-    tls["cert_key_password"] = (section.string("cert_key_password", None, secret=True)
-                                or env.get("INFLUXDB_V2_CERT_KEY_PASSWORD"))
-    check_tls(section, INFLUX_KEYS, verify=verify_ssl, ca=tls["ssl_ca_cert"],
-              cert=tls["cert_file"], key=tls["cert_key_file"], password=tls["cert_key_password"],
-              env=from_env)
-    if not secure:
-        for key in [k for k in ("ssl_ca_cert", "cert_file", "verify_ssl") if section.has(k)]:
-            mark = section.key_mark(key)
-            section.ctx.warnings.append(
-                f"{path}:{mark.line}:{mark.col}: influx.{key} has no effect: influx.url is "
-                "http:// (no TLS); use https:// for TLS")
+    tls = influx_tls(section, env, url, verify_ssl)
     return InfluxConfig(
         url=url.rstrip("/"),
         api=section.choice("api", ("v1", "v2", "v3"), "v2", what="InfluxDB API",

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import fields
-from typing import Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from ..errors import ConfigError
 from ..tls import TlsNames, check_ca_file, check_client_cert
 from .schema import Section
 
-__all__ = ["INFLUX_KEYS", "MQTT_KEYS", "check_tls", "tls_path", "verify_off_warning"]
+__all__ = ["INFLUX_KEYS", "MQTT_KEYS", "check_tls", "influx_tls", "tls_path",
+           "verify_off_warning"]
 
 #: The settings' keys inside their section, in :class:`TlsNames` order.
 INFLUX_KEYS = TlsNames()
@@ -68,3 +69,37 @@ def verify_off_warning(section: Section, key: str, peer: str, ca_key: Optional[s
     return (f"{section.ctx.path}:{mark.line}:{mark.col}: {section.name(key)} is false: the "
             f"{peer}'s certificate is not checked, so anyone on the network path can pose as "
             f"the {peer}{ignored}; give its CA file instead")
+
+
+def influx_tls(section: Section, env: Mapping[str, str], url: str, verify: bool
+               ) -> Dict[str, Any]:
+    """``influx:``'s TLS files (else influxdb-client's ``INFLUXDB_V2_*`` variables),
+    checked; warnings for verification off and for TLS keys with an http:// url."""
+    secure = url.lower().startswith("https://")
+    path = section.ctx.path
+    if not verify and secure:
+        if section.has("verify_ssl"):
+            section.ctx.warnings.append(verify_off_warning(section, "verify_ssl", "server",
+                                                           "ssl_ca_cert"))
+        else:
+            section.ctx.warnings.append(
+                f"{path}: environment variable INFLUXDB_V2_VERIFY_SSL is false: the server's "
+                "certificate is not checked, so anyone on the network path can pose as the "
+                "server; give its CA file in influx.ssl_ca_cert instead")
+    variables = {key: f"INFLUXDB_V2_{key.upper()}" for key in
+                 ("ssl_ca_cert", "cert_file", "cert_key_file", "cert_key_password")}
+    from_env = {key: name for key, name in variables.items()
+                if not section.has(key) and env.get(name)}
+    tls: Dict[str, Any] = {key: tls_path(section, key, env.get(variables[key]))
+                           for key in ("ssl_ca_cert", "cert_file", "cert_key_file")}
+    tls["cert_key_password"] = (section.string("cert_key_password", None, secret=True)
+                                or env.get(variables["cert_key_password"]))
+    check_tls(section, INFLUX_KEYS, verify=verify, ca=tls["ssl_ca_cert"], cert=tls["cert_file"],
+              key=tls["cert_key_file"], password=tls["cert_key_password"], env=from_env)
+    if not secure:
+        for key in [k for k in ("ssl_ca_cert", "cert_file", "verify_ssl") if section.has(k)]:
+            mark = section.key_mark(key)
+            section.ctx.warnings.append(
+                f"{path}:{mark.line}:{mark.col}: influx.{key} has no effect: influx.url is "
+                "http:// (no TLS); use https:// for TLS")
+    return tls

@@ -181,3 +181,12 @@ def test_tls_keys_with_a_plain_http_url_are_said_to_do_nothing(pki: Any) -> None
         "https:// for TLS",
         "edge.yaml:5:3: influx.verify_ssl has no effect: influx.url is http:// (no TLS); use "
         "https:// for TLS")
+
+
+def test_verify_off_from_the_environment_is_one_warning() -> None:
+    config = parse_config(influx(), "edge.yaml", env={"INFLUXDB_V2_VERIFY_SSL": "false"})
+    assert config.influx.verify_ssl is False
+    assert config.warnings == (
+        "edge.yaml: environment variable INFLUXDB_V2_VERIFY_SSL is false: the server's "
+        "certificate is not checked, so anyone on the network path can pose as the server; "
+        "give its CA file in influx.ssl_ca_cert instead",)
