@@ -15,6 +15,7 @@ import pytest
 
 from tests.harness.fault_server import FaultServer
 from tests.harness.servers import InfluxServer, MosquittoServer
+from tests.harness.tls_certs import PKI, make_pki
 
 _db_numbers = itertools.count(1)
 
@@ -87,3 +88,9 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., MosquittoServer]
 def fault_server() -> Iterator[FaultServer]:
     with FaultServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    """A private CA with server, client, expired and wrong-host certificates (openssl)."""
+    return make_pki(tmp_path_factory.mktemp("pki"))

@@ -11,6 +11,7 @@ InfluxDB 1.x's ``/write`` or 3.x's ``/api/v3/write_lp`` (default ``"v2"``).
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 from typing import Any, Dict, Mapping, Optional
 
@@ -18,10 +19,12 @@ from ..delivery.outcome import Outcome
 from ..delivery.transport import InfluxSettings, Transport
 from ..errors import ConfigError
 from ..options import PointSettings, WriteOptions
+from .keywords import check_keywords
 
 __all__ = ["InfluxDBClient"]
 
 _TRUE = {"1", "true", "yes", "on"}
+log = logging.getLogger("edge_agent.client")
 
 
 def _bool(value: Any) -> bool:
@@ -68,7 +71,15 @@ class InfluxDBClient:
             timeout=timeout / 1000.0,
             verify_ssl=_bool(kwargs.get("verify_ssl", True)),
             ssl_ca_cert=kwargs.get("ssl_ca_cert"),
+            cert_file=kwargs.get("cert_file"),
+            cert_key_file=kwargs.get("cert_key_file"),
+            cert_key_password=kwargs.get("cert_key_password"),
         )
+        check_keywords(kwargs)
+        if not self.settings.verify_ssl:
+            log.warning("InfluxDBClient(verify_ssl=False): the certificate of %s is not checked, "
+                        "so anyone on the network path can pose as the server; give its CA "
+                        "file as ssl_ca_cert instead", self.settings.url)
         self._apis: list = []
 
     def __repr__(self) -> str:
@@ -80,7 +91,8 @@ class InfluxDBClient:
     @classmethod
     def from_config_file(cls, config_file: str = "config.ini", debug: Optional[bool] = None,
                          enable_gzip: bool = True, **kwargs: Any) -> InfluxDBClient:
-        """Read ``[influx2]`` (url, org, token, timeout, verify_ssl, ssl_ca_cert) and
+        """Read ``[influx2]`` (url, org, token, timeout, verify_ssl, ssl_ca_cert, cert_file,
+        cert_key_file, cert_key_password) and
         ``[tags]`` from an ini or toml-style file, or ``influx2:``/``tags:`` from YAML."""
         try:
             with open(config_file, encoding="utf-8") as handle:
@@ -128,7 +140,8 @@ class InfluxDBClient:
         options: Dict[str, Any] = dict(kwargs)
         if "verify_ssl" in section:
             options.setdefault("verify_ssl", _bool(section["verify_ssl"]))
-        for key in ("ssl_ca_cert", "username", "password", "api"):
+        for key in ("ssl_ca_cert", "cert_file", "cert_key_file", "cert_key_password", "username",
+                    "password", "api"):
             if section.get(key):
                 options.setdefault(key, section[key])
         timeout = section.get("timeout")

@@ -11,6 +11,7 @@ from ..errors import ConfigError
 from .model import AgentConfig, BufferConfig, Config, InfluxConfig, WriteConfig
 from .schema import Context, Section
 from .sources import parse_sources
+from .tls import influx_tls
 from .yamlpos import load_yaml
 
 __all__ = ["DEFAULT_PATH", "config_path_from", "load_config", "parse_config"]
@@ -22,7 +23,8 @@ _TOP = ("agent", "tags", "influx", "write", "buffer", "sources")
 _AGENT = ("name", "state_dir", "log_level", "interval", "round_interval", "collection_jitter",
           "internal_metrics")
 _INFLUX = ("url", "api", "token", "org", "bucket", "username", "password", "precision", "gzip",
-           "timeout", "verify_ssl", "ssl_ca_cert")
+           "timeout", "verify_ssl", "ssl_ca_cert", "cert_file", "cert_key_file",
+           "cert_key_password")
 _WRITE = ("batch_size", "flush_interval", "jitter_interval", "retry_interval", "max_retries",
           "max_retry_delay", "max_retry_time", "exponential_base", "commit_interval",
           "max_batch_bytes")
@@ -88,7 +90,7 @@ def parse_config(
     sources = parse_sources(ctx, top, agent.name, agent.interval)
     config = Config(
         agent=agent, influx=influx, tags=tags, write=write, buffer=buffer, sources=sources,
-        warnings=tuple(_warnings(ctx, path, file_mode)), path=path,
+        warnings=tuple(ctx.warnings + _warnings(ctx, path, file_mode)), path=path,
     )
     _check_ranges(top, config)
     return config
@@ -163,6 +165,7 @@ def _influx(section: Section, env: Mapping[str, str], path: str) -> InfluxConfig
     verify_ssl = section.boolean("verify_ssl", True)
     if not section.has("verify_ssl") and "INFLUXDB_V2_VERIFY_SSL" in env:
         verify_ssl = env["INFLUXDB_V2_VERIFY_SSL"].strip().lower() in ("yes", "true")
+    tls = influx_tls(section, env, url, verify_ssl)
     return InfluxConfig(
         url=url.rstrip("/"),
         api=section.choice("api", ("v1", "v2", "v3"), "v2", what="InfluxDB API",
@@ -176,7 +179,7 @@ def _influx(section: Section, env: Mapping[str, str], path: str) -> InfluxConfig
         gzip=section.boolean("gzip", True),
         timeout=timeout,
         verify_ssl=verify_ssl,
-        ssl_ca_cert=section.string("ssl_ca_cert", "") or env.get("INFLUXDB_V2_SSL_CA_CERT"),
+        **tls,
     )
 
 

@@ -62,6 +62,9 @@ class InfluxConfig:
     timeout: float = 10.0
     verify_ssl: bool = True
     ssl_ca_cert: Optional[str] = None
+    cert_file: Optional[str] = None
+    cert_key_file: Optional[str] = None
+    cert_key_password: Optional[str] = field(default=None, repr=False)
 
     def destination(self) -> Destination:
         return Destination(self.bucket, self.org, self.precision)
@@ -72,7 +75,9 @@ class InfluxConfig:
             "url": self.url, "api": self.api, "token": self.token, "org": self.org,
             "username": self.username, "password": self.password, "gzip": self.gzip,
             "timeout": self.timeout, "verify_ssl": self.verify_ssl,
-            "ssl_ca_cert": self.ssl_ca_cert,
+            "ssl_ca_cert": self.ssl_ca_cert, "cert_file": self.cert_file,
+            "cert_key_file": self.cert_key_file, "cert_key_password": self.cert_key_password,
+            "setting_prefix": "influx.",
         }
 
 
@@ -182,6 +187,7 @@ class TlsConfig:
     certfile: Optional[str] = None
     keyfile: Optional[str] = None
     verify: bool = True
+    keyfile_password: Optional[str] = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

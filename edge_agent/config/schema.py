@@ -49,6 +49,7 @@ class Context:
     def __init__(self, path: str) -> None:
         self.path = path
         self.literal_secrets: List[Tuple[str, Mark]] = []
+        self.warnings: List[str] = []  # said once when the config is loaded
 
     def error(self, mark: Mark, message: str) -> ConfigError:
         return ConfigError(f"{self.path}:{mark.line}:{mark.col}: {message}")

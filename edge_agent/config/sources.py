@@ -15,6 +15,7 @@ from .model import (
     TlsConfig,
 )
 from .schema import Context, Section
+from .tls import MQTT_KEYS, check_tls, tls_path, verify_off_warning
 from .yamlpos import Mark, YMap, YScalar
 
 __all__ = ["I2C_DRIVERS", "SERIAL_DRIVERS", "SOURCE_TYPES", "parse_sources", "parse_topic"]
@@ -35,6 +36,7 @@ _KEYS = {
                        "clean_session", "session_expiry", "keepalive", "tls", "max_payload",
                        "reconnect_max", "subscriptions"),
 }
+_TLS_KEYS = ("ca_cert", "certfile", "keyfile", "keyfile_password", "verify")
 _SUBSCRIPTION_KEYS = ("preset", "topic", "format", "measurement", "tags", "field", "fields",
                       "types", "time", "timezone", "booleans", "skip", "tag_keys", "where",
                       "decode")
@@ -151,13 +153,7 @@ def _mqtt(section: Section, name: str, agent_name: str, interval: float) -> Mqtt
     if section.has("tls") and scheme.lower() != "mqtts":
         raise section.fail("tls", "TLS settings need an mqtts:// url")
     if scheme.lower() == "mqtts":
-        tls_section = section.section("tls", ("ca_cert", "certfile", "keyfile", "verify"))
-        tls = TlsConfig(
-            ca_cert=tls_section.string("ca_cert", None),
-            certfile=tls_section.string("certfile", None),
-            keyfile=tls_section.string("keyfile", None),
-            verify=tls_section.boolean("verify", True),
-        )
+        tls = _tls(section.section("tls", _TLS_KEYS))
     measurement = section.string("measurement", "mqtt")
     section.required("subscriptions", " (a list of {topic, format, ...})")
     subscriptions = tuple(
@@ -184,6 +180,21 @@ def _mqtt(section: Section, name: str, agent_name: str, interval: float) -> Mqtt
         reconnect_max=section.duration("reconnect_max", 30.0, positive=True),
         measurement=measurement, **_common(section, interval),  # type: ignore[arg-type]
     )
+
+
+def _tls(section: Section) -> TlsConfig:
+    tls = TlsConfig(
+        ca_cert=tls_path(section, "ca_cert"),
+        certfile=tls_path(section, "certfile"),
+        keyfile=tls_path(section, "keyfile"),
+        verify=section.boolean("verify", True),
+        keyfile_password=section.string("keyfile_password", None, secret=True),
+    )
+    if not tls.verify:
+        section.ctx.warnings.append(verify_off_warning(section, "verify", "broker", "ca_cert"))
+    check_tls(section, MQTT_KEYS, verify=tls.verify, ca=tls.ca_cert, cert=tls.certfile,
+              key=tls.keyfile, password=tls.keyfile_password)
+    return tls
 
 
 def _subscription(section: Section, default_measurement: str) -> Subscription:

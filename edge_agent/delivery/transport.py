@@ -18,19 +18,27 @@ from __future__ import annotations
 import base64
 import gzip as gzip_module
 import logging
-import os
 import socket
 import time
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
 from .. import __version__
 from ..destination import Destination
-from ..errors import ConfigError
 from ..redact import REDACTED, redact
+from ..tls import (
+    TlsNames,
+    check_ca_file,
+    check_client_cert,
+    env_ca_bundle,
+    exception_chain,
+    explain,
+    find_ssl_error,
+)
+from .adapter import TlsAdapter
 from .outcome import Outcome, WriteResult, classify, parse_retry_after, server_message, truncate
 
 __all__ = ["InfluxSettings", "Transport", "describe_failure", "strip_userinfo"]
@@ -41,6 +49,7 @@ API_VERSIONS = ("v1", "v2", "v3")
 GZIP_LEVEL = 1  # level 1: most of the size win for a fraction of the CPU (a Pi's CPU)
 CONTENT_TYPE = "text/plain; charset=utf-8"
 USER_AGENT = f"edge-agent/{__version__}"
+_PLAIN_TO_TLS = "HTTP request to an HTTPS server"  # Go's net/http (influxd) on a TLS port
 
 V1_PRECISION = {"ns": "n", "us": "u", "ms": "ms", "s": "s"}
 V2_PRECISION = {"ns": "ns", "us": "us", "ms": "ms", "s": "s"}
@@ -59,7 +68,13 @@ class InfluxSettings:
     or with ``token`` in 1.8's ``user:password`` form. Credentials written
     into the url (``http://user:pass@host``) are moved to username/password.
     ``ssl_ca_cert`` is a CA bundle file to verify the server with;
-    ``verify_ssl=False`` turns verification off. The repr hides the secrets.
+    ``verify_ssl=False`` turns verification off; ``cert_file`` (and
+    ``cert_key_file``, ``cert_key_password`` when the key is apart or
+    encrypted) is the client certificate presented for mTLS, as in
+    influxdb-client. A CA file or ``verify_ssl=False`` written here wins over
+    ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``; those are used only when
+    neither is set. ``setting_prefix`` is how error messages name the settings
+    ("influx." in the agent). The repr hides the secrets.
     """
 
     url: str
@@ -73,6 +88,10 @@ class InfluxSettings:
     connect_timeout: float = 5.0
     verify_ssl: bool = True
     ssl_ca_cert: Optional[str] = None
+    cert_file: Optional[str] = None
+    cert_key_file: Optional[str] = None
+    cert_key_password: Optional[str] = None
+    setting_prefix: str = ""
 
     def __post_init__(self) -> None:
         api = str(self.api).strip().lower()
@@ -113,6 +132,8 @@ class InfluxSettings:
             found.append(self.password)
             pair = f"{self.username or ''}:{self.password}".encode()
             found.append(base64.b64encode(pair).decode("ascii"))
+        if self.cert_key_password:
+            found.append(self.cert_key_password)
         more = [quote(s, safe="") for s in found]
         return tuple(sorted({s for s in found + more if s}, key=len, reverse=True))
 
@@ -120,7 +141,7 @@ class InfluxSettings:
         shown = []
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if name in ("token", "password") and value:
+            if name in ("token", "password", "cert_key_password") and value:
                 value = REDACTED
             shown.append(f"{name}={value!r}")
         return f"InfluxSettings({', '.join(shown)})"
@@ -140,41 +161,23 @@ def strip_userinfo(url: str) -> str:
 # -- network failures ----------------------------------------------------------
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and everything it wraps (requests -> urllib3 -> socket errors)."""
-    seen = set()
-    todo = [exc]
-    while todo:
-        item = todo.pop(0)
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        yield item
-        nested = [a for a in item.args if isinstance(a, BaseException)]
-        reason = getattr(item, "reason", None)
-        if isinstance(reason, BaseException):
-            nested.append(reason)
-        for linked in (item.__cause__, item.__context__):
-            if linked is not None:
-                nested.append(linked)
-        todo.extend(nested)
-
-
 def describe_failure(exc: requests.RequestException, url: str,
-                     connect_timeout: float, read_timeout: float) -> str:
-    """One sentence for a request that got no answer (no secrets in it)."""
+                     connect_timeout: float, read_timeout: float,
+                     tls: Optional[Callable[[BaseException], str]] = None) -> str:
+    """One sentence for a request that got no answer (no secrets in it).
+
+    ``tls(exc)`` words a TLS failure (the transport knows the settings to name).
+    """
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return (f"cannot reach {url}: no connection within {connect_timeout:g} s "
                 "(connect timeout)")
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return f"no answer from {url} within {read_timeout:g} s (read timeout)"
-    if isinstance(exc, requests.exceptions.SSLError):
-        inner = [c for c in _causes(exc) if not isinstance(c, requests.RequestException)]
-        detail = str(inner[-1]) if inner else str(exc)
-        return f"TLS error talking to {url}: {truncate(detail)}"
+    if isinstance(exc, requests.exceptions.SSLError) or find_ssl_error(exc) is not None:
+        return truncate(tls(exc) if tls is not None else explain(exc, url, TlsNames()))
     if isinstance(exc, requests.exceptions.ProxyError):
         return f"cannot reach {url} through the proxy: {_innermost(exc)}"
-    causes = list(_causes(exc))
+    causes = list(exception_chain(exc))
     for cause in causes:
         if isinstance(cause, ConnectionRefusedError):
             return f"cannot reach {url}: connection refused"
@@ -197,7 +200,7 @@ def describe_failure(exc: requests.RequestException, url: str,
 
 def _innermost(exc: BaseException) -> str:
     last = exc
-    for cause in _causes(exc):
+    for cause in exception_chain(exc):
         last = cause
     return truncate(str(last) or type(last).__name__)
 
@@ -205,27 +208,46 @@ def _innermost(exc: BaseException) -> str:
 # -- the transport -------------------------------------------------------------
 
 
+def _settings_only(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """requests' auth hook that changes nothing (the token header stays)."""
+    return request
+
+
 class Transport:
-    """Posts batches of line protocol to one InfluxDB over one HTTP session."""
+    """Posts batches of line protocol to one InfluxDB over one HTTP session.
+
+    TLS: ``verify`` and ``cert`` go with every request, so what the settings
+    say wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (requests prefers
+    those to ``Session.verify``); the environment still decides proxies.
+    """
 
     def __init__(self, settings: InfluxSettings) -> None:
-        if settings.ssl_ca_cert is not None and not os.path.isfile(settings.ssl_ca_cert):
-            raise ConfigError(f"ssl_ca_cert {settings.ssl_ca_cert!r} is not a readable file: "
-                              "give the path of a PEM CA bundle")
+        names = TlsNames.prefixed(settings.setting_prefix)
+        if settings.verify_ssl and settings.ssl_ca_cert is not None:
+            check_ca_file(settings.ssl_ca_cert, names.ca)
+        check_client_cert(settings.cert_file, settings.cert_key_file,
+                          settings.cert_key_password, names)
         self.settings = settings
+        self._names = names
         self._secrets = settings.secrets()
         self._timeouts = (float(settings.connect_timeout), float(settings.timeout))
+        self._verify: Union[bool, str] = (False if not settings.verify_ssl
+                                          else settings.ssl_ca_cert or True)
+        self._cert: Union[None, str, Tuple[str, str]] = None
+        if settings.cert_file:
+            self._cert = ((settings.cert_file, settings.cert_key_file)
+                          if settings.cert_key_file else settings.cert_file)
         session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
         session.headers["Accept"] = "application/json"
-        if not settings.verify_ssl:
-            session.verify = False
-        elif settings.ssl_ca_cert is not None:
-            session.verify = settings.ssl_ca_cert
-        else:
-            session.verify = True
+        session.mount("https://", TlsAdapter(settings.cert_key_password, settings.verify_ssl))
         self._auth_headers = self._credentials(session)
         self._session = session
+
+    def _tls_failure(self, exc: BaseException) -> str:
+        env = env_ca_bundle() if self._verify is True else None
+        return explain(exc, self.settings.url, self._names, ca_file=self.settings.ssl_ca_cert,
+                       cert_file=self.settings.cert_file, env_ca=env)
 
     def _credentials(self, session: requests.Session) -> Dict[str, str]:
         s = self.settings
@@ -233,6 +255,9 @@ class Transport:
             session.auth = (s.username or "", s.password or "")
             return {}
         if s.token:
+            # With no session auth, requests would fetch ~/.netrc (or $NETRC) credentials
+            # for the host and put them in place of the token the settings give.
+            session.auth = _settings_only
             scheme = "Bearer" if s.api == "v3" else "Token"
             return {"Authorization": f"{scheme} {s.token}"}
         return {}
@@ -304,12 +329,13 @@ class Transport:
         try:
             response = self._session.request(
                 method, url, params=params, data=data, headers=headers,
-                timeout=self._timeouts, allow_redirects=False,
+                timeout=self._timeouts, allow_redirects=False, verify=self._verify,
+                cert=self._cert,
             )
         except requests.RequestException as exc:
             latency = time.monotonic() - started
-            message = redact(describe_failure(exc, self.settings.url, *self._timeouts),
-                             self._secrets)
+            message = redact(describe_failure(exc, self.settings.url, *self._timeouts,
+                                              tls=self._tls_failure), self._secrets)
             log.debug("%s %s: no answer after %.3f s: %s", method, url, latency, message)
             return WriteResult(0, Outcome.TRANSIENT, message, None, latency)
         latency = time.monotonic() - started
@@ -335,6 +361,11 @@ class Transport:
             message = server_message(response.content, response.reason or "",
                                      response.headers.get("X-Influxdb-Error", ""))
             message = message or f"HTTP {status}"
+            if status == 400 and _PLAIN_TO_TLS in message:
+                # Not a verdict on the lines: nothing may be dead-lettered for it.
+                outcome = Outcome.TRANSIENT
+                message = (f"the server at {self.settings.url} speaks HTTPS on this port: use "
+                           f"https:// in {self.settings.setting_prefix}url")
         message = truncate(redact(message, self._secrets))
         return WriteResult(status, outcome, message, retry_after, latency)
 

@@ -331,23 +331,35 @@ def test_settings_validation():
     assert InfluxSettings("http://h:8086", api="V1").api == "v1"
 
 
-def test_tls_verification_on_by_default_ca_file_and_explicit_off(tmp_path, connect):
-    assert connect("https://h:8086")._session.verify is True
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    assert connect("https://h:8086", ssl_ca_cert=str(ca))._session.verify == str(ca)
-    assert connect("https://h:8086", verify_ssl=False)._session.verify is False
-    with pytest.raises(ConfigError, match="ssl_ca_cert"):
+def test_tls_verification_on_by_default_ca_file_and_explicit_off(tmp_path, pki, connect):
+    # verify goes with every request: requests prefers REQUESTS_CA_BUNDLE to Session.verify
+    assert connect("https://h:8086")._verify is True
+    assert connect("https://h:8086", ssl_ca_cert=str(pki.ca_cert))._verify == str(pki.ca_cert)
+    assert connect("https://h:8086", verify_ssl=False)._verify is False
+    with pytest.raises(ConfigError, match="^ssl_ca_cert: cannot read .*missing.pem: No such"):
         Transport(InfluxSettings("https://h:8086", ssl_ca_cert=str(tmp_path / "missing.pem")))
+    torn = tmp_path / "torn.pem"
+    torn.write_text("-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(ConfigError, match="^ssl_ca_cert: .*torn.pem is not a CA bundle"):
+        Transport(InfluxSettings("https://h:8086", ssl_ca_cert=str(torn)))
 
 
 def test_tls_failure_is_transient(fault_server, connect):
     # an https client talking to a plain-http server: the handshake fails
-    result = connect(fault_server.url.replace("http://", "https://"),
-                     timeout=2).write(Destination("b"), BODY)
+    url = fault_server.url.replace("http://", "https://")
+    result = connect(url, timeout=2).write(Destination("b"), BODY)
     assert (result.status, result.outcome) == (0, Outcome.TRANSIENT)
-    assert result.message.startswith(
-        f"TLS error talking to {fault_server.url.replace('http://', 'https://')}: ")
+    assert result.message == (
+        f"TLS to {url} failed: the server does not speak TLS on this port ([SSL: "
+        "WRONG_VERSION_NUMBER] wrong version number); use http:// for a server without TLS")
+
+
+def test_netrc_never_replaces_the_token(fault_server, connect, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pass\n")
+    monkeypatch.setenv("NETRC", str(netrc))  # requests reads it when no auth is set
+    assert connect(fault_server.url).write(Destination("b"), BODY).ok
+    assert fault_server.requests[-1].headers["authorization"] == f"Token {TOKEN}"
 
 
 # -- ping and check_write ----------------------------------------------------------

@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import pytest
 import yaml
@@ -183,16 +183,17 @@ class TestEnvFallback:
         assert (influx.timeout, influx.verify_ssl, influx.ssl_ca_cert) == (2.5, False, "/ca.pem")
         assert config.tags == {"location": "Attic", "host": "from-env"}
 
-    def test_file_values_win(self) -> None:
+    def test_file_values_win(self, pki: Any) -> None:
         text = (
             "influx:\n  bucket: b\n  url: http://file:8086\n  org: o\n  token: t\n"
-            "  timeout: 1s\n  verify_ssl: true\n  ssl_ca_cert: /f.pem\n"
+            f"  timeout: 1s\n  verify_ssl: true\n  ssl_ca_cert: {pki.ca_cert}\n"
             "tags: {location: cellar}\nagent: {name: pi}\n"
         )
         config = parse(text, env=self.ENV)
         influx = config.influx
         assert (influx.url, influx.org, influx.token) == ("http://file:8086", "o", "t")
-        assert (influx.timeout, influx.verify_ssl, influx.ssl_ca_cert) == (1.0, True, "/f.pem")
+        assert (influx.timeout, influx.verify_ssl, influx.ssl_ca_cert) == (
+            1.0, True, str(pki.ca_cert))
         assert config.tags == {"location": "cellar", "host": "from-env"}
 
     def test_bucket_from_the_environment(self) -> None:

@@ -13,7 +13,6 @@ against paho's own decoder.
 from __future__ import annotations
 
 import random
-import ssl
 from typing import Any, Callable, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
@@ -24,6 +23,7 @@ from paho.mqtt.properties import Properties
 
 from ...errors import ConfigError
 from .payloads import _opt
+from .tls import ConnectErrors, configure_tls
 
 __all__ = ["DEFAULT_RECEIVE_MAXIMUM", "DEFAULT_RECONNECT_MAX", "DEFAULT_SESSION_EXPIRY",
            "backoff_delay", "decode_publish"]
@@ -180,12 +180,8 @@ def _build_client(cfg: Any, client_id: str, persistent: bool, manual_ack: bool,
         client.username_pw_set(str(username), _opt(cfg, "password", None) or url.password)
     tls = _opt(cfg, "tls", None)
     if secure or tls is not None:
-        verify = bool(_opt(tls, "verify", True))
-        client.tls_set(ca_certs=_opt(tls, "ca_cert", None), certfile=_opt(tls, "certfile", None),
-                       keyfile=_opt(tls, "keyfile", None),
-                       cert_reqs=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE)
-        if not verify:
-            client.tls_insecure_set(True)
+        configure_tls(client, tls)
+    client.edge_connect_errors = ConnectErrors(client, host, port, tls, secure or tls is not None)
     keepalive = int(_opt(cfg, "keepalive", 60))
 
     def connect() -> None:

@@ -15,6 +15,7 @@ from ...lineproto.encoder import LineEncoder
 from .client import DEFAULT_RECEIVE_MAXIMUM, _build_client, _protocol
 from .payloads import Rejected, _opt
 from .routes import SubscriptionStats, compile_parsers, route
+from .tls import connect_failure, disconnect_reason
 
 __all__ = ["OnceResult", "collect_once"]
 
@@ -79,11 +80,16 @@ def collect_once(config: Any, wait: float, *, default_tags: Optional[Dict[str, s
             st.count_drops(parsed)
 
     def on_connect_fail(c: mqtt.Client, u: Any) -> None:
-        state["error"] = "cannot reach the broker"
+        state["error"] = connect_failure(c)
+
+    def on_disconnect(c: mqtt.Client, u: Any, flags: Any, reason: Any, props: Any) -> None:
+        if not state["connected"] and not state["error"]:
+            state["error"] = disconnect_reason(c, reason)
 
     client.on_connect = on_connect
     client.on_message = on_message
     client.on_connect_fail = on_connect_fail
+    client.on_disconnect = on_disconnect
     connect()
     try:
         time.sleep(max(wait, 0.0))

@@ -70,6 +70,7 @@ from .client import (
 from .dedup import DedupIndex, index_path, message_digest
 from .payloads import MessageParser, Rejected, _opt
 from .routes import SubscriptionStats, compile_parsers, route
+from .tls import connect_failure, disconnect_reason
 
 __all__ = ["MqttSource"]
 
@@ -257,11 +258,11 @@ class MqttSource:
             if was:
                 self.counters["disconnects"] += 1
         if not self._stopping:
-            self.counters["last_error"] = f"disconnected: {reason}"
+            self.counters["last_error"] = disconnect_reason(client, reason)
             self._schedule_reconnect()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self.counters["last_error"] = "cannot reach the broker"
+        self.counters["last_error"] = connect_failure(client)
         self._schedule_reconnect()
 
     def _schedule_reconnect(self) -> None:
