@@ -9,8 +9,9 @@ and wait on the :class:`~edge_agent.retry.RetrySchedule`.
 
 In durable mode (agent, ``buffer_dir``) retries never drop data:
 ``max_retries`` / ``max_retry_time`` end one delivery *attempt*, and the next
-starts after ``max_retry_delay``. In memory mode (the seed's batching writer)
-an exhausted batch is dropped and handed to the error callback.
+starts after a delay in the band below ``max_retry_delay``. In memory mode
+(the seed's batching writer) an exhausted batch is dropped and handed to the
+error callback.
 """
 
 from __future__ import annotations
@@ -278,7 +279,7 @@ class Flusher:
                 if self.callbacks.error is not None:
                     self._call(self.callbacks.error, dest, body.decode("utf-8", "replace"), error)
                 return Step("dropped", dropped=points, result=result)
-            wait = self.options.max_retry_delay / 1000.0
+            wait = self._schedule.cap_delay(self.rng)
             log.error("delivery attempt ended after %d retries (%s); %d point(s) kept on "
                       "disk, next attempt in %.1fs", self._schedule.attempt,
                       _describe(result), points, wait)
