@@ -10,7 +10,7 @@ and wait on the :class:`~edge_agent.retry.RetrySchedule`.
 A backlog drains back to back, paced by :class:`~edge_agent.delivery.pacing.
 DrainPace` (AIMD): a rising latency or a 429/503 slows the batches down, so a
 fleet of agents draining together shares the server. In durable mode a
-429/503 *with* Retry-After is the server scheduling us: the wait is the
+429/503 *with* Retry-After (>= 1 s) is the server scheduling us: the wait is the
 Retry-After (spread by up to 25 % so agents told the same do not return in
 step) or the pace's pause if longer, and it does not escalate the
 exponential schedule; without Retry-After the schedule applies as for any
@@ -104,6 +104,8 @@ class _Interrupted(Exception):
 
 _SPLIT = frozenset({Outcome.INVALID, Outcome.TOO_LARGE})
 RETRY_AFTER_SPREAD = 0.25  # a Retry-After is waited as RA * [1, 1.25)
+#: a shorter Retry-After (0, a date in the past) schedules nothing: the backoff applies
+MIN_SCHEDULED_RETRY_AFTER = 1.0
 
 
 class Flusher:
@@ -287,7 +289,7 @@ class Flusher:
         error = result.error()
         if result.outcome is Outcome.THROTTLED:
             self._pace = self._pace.throttled(result.latency, result.retry_after)
-            if self.durable and result.retry_after is not None:
+            if self.durable and (result.retry_after or 0.0) >= MIN_SCHEDULED_RETRY_AFTER:
                 return self._throttled(dest, body, points, result)
         if self._schedule.exhausted(now):
             if not self.durable:
@@ -318,9 +320,9 @@ class Flusher:
         """A 429/503 with Retry-After in durable mode: wait what the server asked
         (spread), or the slowed pace if longer; the schedule does not escalate."""
         assert result.retry_after is not None
-        asked = min(result.retry_after, MAX_RETRY_AFTER)
-        wait = max(asked * (1.0 + RETRY_AFTER_SPREAD * self.rng.random()),
-                   self._pace.pause(self.rng))
+        asked = min(result.retry_after * (1.0 + RETRY_AFTER_SPREAD * self.rng.random()),
+                    MAX_RETRY_AFTER)
+        wait = max(asked, self._pace.pause(self.rng))
         self.queue.counters.add("retries", 1)
         log.warning("%s; %d point(s) kept, next batch in %.1fs", _describe(result), points, wait)
         if self.callbacks.retry is not None:

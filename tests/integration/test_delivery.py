@@ -118,16 +118,16 @@ def test_429_retry_after_wins_when_longer_even_past_max_retry_delay(fault_server
 
 
 def test_429_with_retry_after_does_not_escalate_the_schedule(fault_server):
-    # A throttling server schedules us: wait what it asks (0.1 s here), slowed by
-    # the drain pace, never the exponential backoff (1 s, 2 s ...) nor the wait
+    # A throttling server schedules us: wait what it asks (1 s here), slowed by
+    # the drain pace, never the exponential backoff (1-2 s, 2-4 s ...) nor the wait
     # between attempts after max_retries (5.6-8 s).
-    fault_server.script(*[error_answer(429, "slow down", retry_after=0.1) for _ in range(4)])
+    fault_server.script(*[error_answer(429, "slow down", retry_after=1) for _ in range(4)])
     queue, flusher, _, _ = make(fault_server, max_retries=2)
     put(queue, lines(3))
     steps = [flusher.step() for _ in range(4)]
     assert [s.kind for s in steps] == ["retry"] * 4
     waits = [s.wait for s in steps]
-    assert all(0.1 <= w < 1.0 for w in waits), waits
+    assert all(1.0 <= w < 1.5 for w in waits), waits
     assert flusher.step().kind == "written" and len(queue) == 0
     assert queue.counters.snapshot()["retries"] == 4
 
@@ -156,14 +156,24 @@ def test_a_backlog_drains_back_to_back_until_the_latency_rises(fault_server):
 
 
 def test_a_throttled_drain_paces_the_batches_after_it(fault_server):
-    fault_server.script(error_answer(429, "slow down", retry_after=0.2))
+    fault_server.script(error_answer(429, "slow down", retry_after=1))
     queue, flusher, _, _ = make(fault_server, batch_size=2)
     for i in range(4):
         put(queue, lines(2, 2 * i))
     assert flusher.step().kind == "retry"
     after = flusher.step()
-    # one batch per ~Retry-After: paused, not back to back
-    assert after.kind == "written" and 0.1 <= after.wait < 0.3
+    # about one batch per Retry-After (rate 1/s, +0.2 after the success): paused
+    assert after.kind == "written" and 0.4 <= after.wait < 1.3
+
+
+def test_a_retry_after_below_one_second_is_no_schedule_the_backoff_applies(fault_server):
+    # "Retry-After: 0" on every answer must not become a loop of instant retries.
+    fault_server.script(*[error_answer(429, "slow down", retry_after=0) for _ in range(2)])
+    queue, flusher, _, _ = make(fault_server)
+    put(queue, lines(1))
+    waits = [flusher.step().wait for _ in range(2)]
+    assert 1.0 <= waits[0] < 2.0 and 2.0 <= waits[1] < 4.0  # the schedule, escalating
+    assert flusher.step().kind == "written"
 
 
 def test_backoff_sequence_is_exact_with_a_seeded_rng(fault_server):
