@@ -130,6 +130,8 @@ def main() -> None:
     drain.add_argument("--capacity", type=float, default=20_000, help="server points/s")
     drain.add_argument("--batch-size", type=int, default=500)
     drain.add_argument("--no-pacing", action="store_true", help="the drain without AIMD")
+    drain.add_argument("--queue", action="store_true",
+                       help="over capacity the server queues (latency rises) instead of 429")
     args = ap.parse_args()
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine()}")
     if args.part == "schedule":
@@ -137,7 +139,7 @@ def main() -> None:
     else:
         from bench.fleet_drain import run_drain
         run_drain(args.agents, args.points, args.capacity, args.batch_size,
-                  pacing=not args.no_pacing)
+                  pacing=not args.no_pacing, queue=args.queue)
 
 
 if __name__ == "__main__":

@@ -101,10 +101,10 @@ def child(url: str, agents: int, points: int, batch_size: int, pacing: bool) -> 
 
 
 def run_drain(agents: int, points: int, capacity: float, batch_size: int,
-              pacing: bool = True) -> Dict[str, Any]:
+              pacing: bool = True, queue: bool = False) -> Dict[str, Any]:
     total = agents * points
     server = FaultServer(token="fleet-token", record=False)
-    server.limit(capacity)
+    server.limit(capacity, queue=queue)
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", server.url, str(agents), str(points),
          str(batch_size), "1" if pacing else "0"],
@@ -112,7 +112,7 @@ def run_drain(agents: int, points: int, capacity: float, batch_size: int,
     assert proc.stdin is not None and proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
         raise SystemExit("the flusher process did not start")
-    server.limit(capacity)  # a full bucket at the start, not a larger one from the set-up time
+    server.limit(capacity, queue=queue)  # a full bucket at the start, not one from set-up
     proc.stdin.write("go\n")
     proc.stdin.flush()
     ideal = total / capacity
@@ -125,31 +125,36 @@ def run_drain(agents: int, points: int, capacity: float, batch_size: int,
     answers = list(server.answers)
     server.close()
     first = answers[0][0]
-    accepted = [t for t, status, _ in answers if 200 <= status < 300]
+    accepted = [t + held for t, status, _, held in answers if 200 <= status < 300]
     elapsed = max(accepted) - first
-    per_second = Counter(int(t - first) for t, _, _ in answers)
+    per_second = Counter(int(t - first) for t, _, _, _ in answers)
     per_second_ok = Counter(int(t - first) for t in accepted)
-    throttled = sum(1 for _, status, _ in answers if status == 429)
+    throttled = sum(1 for _, status, _, _ in answers if status == 429)
+    held = sorted(h for _, status, _, h in answers if 200 <= status < 300)
     unique = len(set(server.points))
     result = {
         "agents": agents, "points": total, "capacity": capacity, "batch_size": batch_size,
-        "pacing": pacing, "elapsed": elapsed, "ideal": ideal, "ratio": elapsed / ideal,
+        "pacing": pacing, "queue": queue, "elapsed": elapsed, "ideal": ideal,
+        "ratio": elapsed / ideal,
         "accepted_points": len(server.points), "unique_points": unique,
         "lost": total - unique, "duplicates": len(server.points) - unique,
         "requests": len(answers), "throttled": throttled,
         "peak_requests_per_s": max(per_second.values()),
         "mean_requests_per_s": len(answers) / max(elapsed, 1e-9),
         "peak_accepted_per_s": max(per_second_ok.values()),
+        "queued_p50": held[len(held) // 2], "queued_p99": held[int(len(held) * 0.99)],
+        "queued_max": held[-1],
         "flushers": counts,
-        "accepted_per_5s": [sum(n for t, status, n in answers if 200 <= status < 300
-                                and k <= (t - first) / 5 < k + 1)
+        "accepted_per_5s": [sum(n for t, status, n, h in answers if 200 <= status < 300
+                                and k <= (t + h - first) / 5 < k + 1)
                             for k in range(int(elapsed // 5) + 1)],
     }
     print(f"| {agents} | {total} | {capacity:g} | {batch_size} | "
-          f"{'AIMD' if pacing else 'none'} | {elapsed:.1f} s | {ideal:.1f} s | "
+          f"{'AIMD' if pacing else 'none'} | {'queue' if queue else '429'} | "
+          f"{elapsed:.1f} s | {ideal:.1f} s | "
           f"{elapsed / ideal:.2f}x | {total - unique} lost, {len(server.points) - unique} twice | "
           f"{result['peak_requests_per_s']} ({math.ceil(result['mean_requests_per_s'])} mean) | "
-          f"{throttled} |")
+          f"{throttled} | {result['queued_p50']:.2f} / {result['queued_max']:.2f} s |")
     print(json.dumps(result))
     return result
 

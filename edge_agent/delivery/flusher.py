@@ -224,7 +224,7 @@ class Flusher:
         self._delivered(dest, ids, body, written, rejected)
         latency = self.last_result.latency if self.last_result is not None else 0.0
         self._pace = self._pace.written(latency)
-        pause = self._pace.pause(self.rng) if len(self.queue) else 0.0
+        pause = self._pace.pause(self.rng, latency) if len(self.queue) else 0.0
         return Step("written", sent=written, rejected=len(rejected), wait=pause)
 
     def _send(self, dest: Destination, body: bytes, lines: Optional[List[bytes]]
@@ -322,7 +322,7 @@ class Flusher:
         assert result.retry_after is not None
         asked = min(result.retry_after * (1.0 + RETRY_AFTER_SPREAD * self.rng.random()),
                     MAX_RETRY_AFTER)
-        wait = max(asked, self._pace.pause(self.rng))
+        wait = max(asked, self._pace.pause(self.rng, result.latency))
         self.queue.counters.add("retries", 1)
         log.warning("%s; %d point(s) kept, next batch in %.1fs", _describe(result), points, wait)
         if self.callbacks.retry is not None:

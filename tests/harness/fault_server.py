@@ -14,9 +14,10 @@ Accepted lines are kept in ``points``. Tell it how to answer with
 a whole batch with 400 naming the first bad line, 1.x/3.x store the valid
 lines and answer 400 "partial write"). :meth:`FaultServer.limit` gives it a
 fixed capacity in points/s (a token bucket): a write above it is answered 429
-with Retry-After, as InfluxDB Cloud's rate limits do. ``answers`` logs every
-write (monotonic time, status, lines) for rates; ``record=False`` keeps
-request bodies out of ``requests`` (benchmarks with millions of points).
+with Retry-After, as InfluxDB Cloud's rate limits do (or, queueing, answers
+late). ``answers`` logs every write (arrival, status, lines, delay) for rates;
+``record=False`` keeps request bodies out of ``requests`` (benchmarks with
+millions of points).
 """
 
 from __future__ import annotations
@@ -79,8 +80,10 @@ class FaultServer:
     def __init__(self, token: Optional[str] = None, record: bool = True) -> None:
         self.token = token
         self.record = record
-        self.answers: List[Tuple[float, int, int]] = []  # (monotonic time, status, lines)
+        # (monotonic arrival time, status, lines, seconds held before answering)
+        self.answers: List[Tuple[float, int, int, float]] = []
         self._capacity: Optional[float] = None
+        self._queue = False
         self._burst = 0.0
         self._tokens = 0.0
         self._filled = 0.0
@@ -111,11 +114,16 @@ class FaultServer:
             self._bad_line = bad
             self._reject_mode = mode
 
-    def limit(self, points_per_s: Optional[float], burst: Optional[float] = None) -> None:
+    def limit(self, points_per_s: Optional[float], burst: Optional[float] = None,
+              queue: bool = False) -> None:
         """Accept at most ``points_per_s`` (a token bucket of ``burst`` points, one
         second's worth by default); above it answer 429 with Retry-After: the
-        whole seconds until the request would fit, at least 1. None: no limit."""
+        whole seconds until the request would fit, at least 1. With ``queue``
+        the server queues instead, like an overloaded OSS node: the request is
+        stored and answered 204 once its turn comes (the latency rises). None:
+        no limit."""
         with self._lock:
+            self._queue = queue
             self._capacity = points_per_s
             self._burst = float(burst if burst is not None else points_per_s or 0.0)
             self._tokens = self._burst
@@ -130,6 +138,9 @@ class FaultServer:
         if self._tokens >= points:
             self._tokens -= points
             return None
+        if self._queue:  # in debt: answered when the bucket has refilled past it
+            self._tokens -= points
+            return Answer(204, delay=-self._tokens / self._capacity, store=True)
         wait = max(1, math.ceil((points - self._tokens) / self._capacity))
         return error_answer(429, "write rate limit exceeded", "too many requests",
                             retry_after=wait)
@@ -164,6 +175,8 @@ class FaultServer:
             lines = req.lines
             over = self._over_capacity(len(lines))
             if over is not None:
+                if over.store:
+                    self.points.extend(lines)
                 return over
             bad = self._bad_line
             if bad is not None:
@@ -246,7 +259,8 @@ class FaultServer:
                 req.status = answer.status
                 with server._lock:
                     server.answers.append((time.monotonic(), answer.status,
-                                           req.body.count(b"\n") + 1 if req.body else 0))
+                                           req.body.count(b"\n") + 1 if req.body else 0,
+                                           answer.delay))
                 self._send(answer)
 
         return Handler

@@ -77,3 +77,17 @@ def test_a_fleet_drains_through_429s_without_loss_and_honours_retry_after():
             if before.status == 429:
                 # Retry-After is whole seconds (>= 1); 50 ms of slack for the clocks
                 assert after.received - before.received >= 1.0 - 0.05
+
+
+def test_a_queueing_server_answers_late_instead_of_429():
+    server = FaultServer()
+    server.limit(1000, burst=100, queue=True)
+    try:
+        transport = Transport(InfluxSettings(url=server.url, api="v2", token="t", org="site"))
+        results = [transport.write(DEST, agent_lines(0, 100 * k, 100)) for k in range(3)]
+    finally:
+        server.close()
+    assert [r.status for r in results] == [204, 204, 204]
+    assert len(server.points) == 300
+    held = [delay for _, _, _, delay in server.answers]
+    assert held[0] == 0.0 and held[1] > 0.0 and held[2] > 0.0  # in debt: held back

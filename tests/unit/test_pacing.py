@@ -73,3 +73,20 @@ def test_base_latency_is_slowly_forgotten() -> None:
     for _ in range(100):
         pace = pace.written(0.030)
     assert 0.010 < pace.base_latency < 0.030
+
+
+def test_pause_counts_the_time_the_request_took() -> None:
+    # rate 0.5/s: batches start every ~2 s; a request that took 1.5 s leaves ~0.5 s
+    pace = DrainPace(rate=0.5)
+    rng, reference = random.Random(2), random.Random(2)
+    assert pace.pause(rng, spent=1.5) == pytest.approx(
+        max(0.0, (0.5 + reference.random()) / 0.5 - 1.5))
+    assert pace.pause(random.Random(2), spent=10.0) == 0.0
+
+
+def test_a_latency_that_stays_high_holds_the_rate() -> None:
+    pace = DrainPace().written(0.010)
+    slow = pace.written(0.500)  # high and rising: cut
+    held = slow.written(0.500)  # high, not rising: held (no spiral down)
+    assert held.rate == slow.rate
+    assert held.written(0.900).rate == pytest.approx(slow.rate * 0.8)  # rising again: cut
