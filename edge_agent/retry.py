@@ -2,8 +2,18 @@
 
 The k-th retry (k = 1, 2, ...) waits a random time in
 ``[retry_interval * base**(k-1), retry_interval * base**k)`` with the upper
-end capped at ``max_retry_delay``; once the lower end passes the cap, the
-delay is the cap. A server's Retry-After wins when it is longer, still capped.
+end capped at ``max_retry_delay`` (the seed's rule). Once the lower end
+passes the cap, the seed waited exactly the cap; here the delay stays random
+in a band below it, ``[cap * (1 - cap_jitter), cap)`` (default 30 %), in the
+spirit of "full jitter": with an exact cap, agents that fail together keep
+the phases their first few random delays gave them (a bell), and after a long
+outage their retries arrive in a peak; random delays at the cap spread the
+phases evenly (bench/fleet.py measures it). ``cap_jitter=0`` is the seed.
+
+A server's Retry-After wins when it is longer than the backoff, and is
+honoured up to its own cap, :data:`MAX_RETRY_AFTER` (6 h, as urllib3), not
+cut to ``max_retry_delay``: a server that asks for ten minutes gets ten.
+
 The schedule is exhausted after ``max_retries`` retries or ``max_retry_time``
 after the first failure (in library mode the batch is then dropped; in the
 durable agent one delivery attempt ends and the data stays on disk).
@@ -23,7 +33,10 @@ from typing import TYPE_CHECKING, Optional, Tuple
 if TYPE_CHECKING:
     from .options import WriteOptions
 
-__all__ = ["RetrySchedule"]
+__all__ = ["MAX_RETRY_AFTER", "RetrySchedule"]
+
+#: the longest Retry-After honoured, in seconds (urllib3's DEFAULT_RETRY_AFTER_MAX)
+MAX_RETRY_AFTER = 6 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -31,9 +44,10 @@ class RetrySchedule:
     """Backoff state of one batch. Times are seconds (WriteOptions' are milliseconds).
 
     ``attempt`` counts the retries scheduled so far (0 = none yet);
-    ``started`` is the clock value of the first failure (None before it).
-    Every ``next()`` and ``jitter()`` call draws exactly one number from the
-    ``rng`` it is given.
+    ``started`` is the clock value of the first failure (None before it);
+    ``cap_jitter`` is the width of the random band below the cap, as a
+    fraction of it (0 = the seed's exact cap). Every ``next()``, ``cap_delay()``
+    and ``jitter()`` call draws exactly one number from the ``rng`` it is given.
     """
 
     retry_interval: float = 5.0
@@ -42,6 +56,7 @@ class RetrySchedule:
     max_retries: int = 5
     max_retry_time: float = 180.0
     jitter_interval: float = 0.0
+    cap_jitter: float = 0.3
     attempt: int = 0
     started: Optional[float] = None
 
@@ -57,6 +72,8 @@ class RetrySchedule:
             raise ValueError("max_retries and attempt must not be negative")
         if not self.max_retry_time >= 0 or not self.jitter_interval >= 0:
             raise ValueError("max_retry_time and jitter_interval must not be negative")
+        if not 0 <= self.cap_jitter <= 1:
+            raise ValueError(f"cap_jitter must be between 0 and 1, got {self.cap_jitter!r}")
 
     @classmethod
     def from_options(cls, options: WriteOptions) -> RetrySchedule:
@@ -70,22 +87,39 @@ class RetrySchedule:
             jitter_interval=options.jitter_interval / 1000.0,
         )
 
-    def delay_range(self, k: int) -> Tuple[float, float]:
-        """Bounds ``(low, high)`` of the k-th retry's delay, after the cap.
+    def nominal(self, k: int) -> float:
+        """The k-th delay without randomness: ``retry_interval * base**(k-1)``, capped.
 
-        ``low == high == max_retry_delay`` once the uncapped lower end passes the cap.
+        For waits that must land on a poll grid (a failing device's backoff)
+        and for plain doubling retries; the lower end of :meth:`delay_range`
+        below the cap.
         """
         if k < 1:
             raise ValueError(f"retries are counted from 1, got {k}")
-        cap = self.max_retry_delay
         try:
-            low = self.retry_interval * self.exponential_base ** (k - 1)
-            high = low * self.exponential_base
+            return min(self.retry_interval * self.exponential_base ** (k - 1),
+                       self.max_retry_delay)
         except OverflowError:  # a very long outage: far past the cap anyway
-            return cap, cap
+            return self.max_retry_delay
+
+    def delay_range(self, k: int) -> Tuple[float, float]:
+        """Bounds ``(low, high)`` of the k-th retry's delay, after the cap.
+
+        Below the cap, the seed's ``[low, low * base)`` with ``high`` capped;
+        once ``low`` reaches the cap, the band ``[cap * (1 - cap_jitter), cap)``.
+        """
+        low = self.nominal(k)
+        cap = self.max_retry_delay
         if low >= cap:
-            return cap, cap
-        return low, min(high, cap)
+            return cap * (1.0 - self.cap_jitter), cap
+        return low, min(low * self.exponential_base, cap)
+
+    def cap_delay(self, rng: random.Random) -> float:
+        """A delay drawn from the band below the cap (one draw): what the k-th
+        retry waits once past the cap, and what a durable writer waits between
+        two delivery attempts."""
+        cap = self.max_retry_delay
+        return cap * (1.0 - self.cap_jitter * (1.0 - rng.random()))
 
     def next(self, now: float, rng: random.Random,
              retry_after: Optional[float] = None) -> Tuple[float, RetrySchedule]:
@@ -93,15 +127,15 @@ class RetrySchedule:
 
         ``now`` is the caller's clock (the first call records it as ``started``);
         ``retry_after`` is the server's requested wait, used when longer than
-        the backoff, and capped by ``max_retry_delay`` like any delay. Works
-        past exhaustion too (the delay stays capped), so a durable writer can
-        keep using it between delivery attempts.
+        the backoff, up to :data:`MAX_RETRY_AFTER` (not ``max_retry_delay``).
+        Works past exhaustion too (the delay stays in the band below the cap),
+        so a durable writer can keep using it between delivery attempts.
         """
         attempt = self.attempt + 1
         low, high = self.delay_range(attempt)
         delay = low + (high - low) * rng.random()
         if retry_after is not None and retry_after > delay:
-            delay = min(float(retry_after), self.max_retry_delay)
+            delay = min(float(retry_after), MAX_RETRY_AFTER)
         started = now if self.started is None else self.started
         return delay, replace(self, attempt=attempt, started=started)
 

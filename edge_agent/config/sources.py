@@ -360,11 +360,11 @@ def parse_topic(topic: str, fail: _Fail) -> Tuple[Tuple[str, ...], Dict[str, int
 
     The rules are the MQTT source's own (:func:`~edge_agent.sources.mqtt.topics.parse_template`).
     """
-    from ..sources.mqtt.topics import parse_template
+    from ..sources.mqtt.topics import parse_template, split_share
 
     kinds = parse_template(topic, fail)
     captures = {text: index for index, (kind, text) in enumerate(kinds) if kind == "cap"}
-    return tuple(topic.split("/")), captures
+    return tuple(split_share(topic, fail)[1].split("/")), captures  # inside a $share/<group>/
 
 
 _PARSERS: Dict[str, Callable[[Section, str, str, float], SourceConfig]] = {

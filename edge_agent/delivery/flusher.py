@@ -7,10 +7,20 @@ dead-lettered with the server's message. 413 splits the batch in halves.
 Auth errors, missing buckets, throttling and transient failures keep the data
 and wait on the :class:`~edge_agent.retry.RetrySchedule`.
 
+A backlog drains back to back, paced by :class:`~edge_agent.delivery.pacing.
+DrainPace` (AIMD): a rising latency or a 429/503 slows the batches down, so a
+fleet of agents draining together shares the server. In durable mode a
+429/503 *with* Retry-After (>= 1 s) is the server scheduling us: the wait is the
+Retry-After (spread by up to 25 % so agents told the same do not return in
+step) or the pace's pause if longer, and it does not escalate the
+exponential schedule; without Retry-After the schedule applies as for any
+failure.
+
 In durable mode (agent, ``buffer_dir``) retries never drop data:
 ``max_retries`` / ``max_retry_time`` end one delivery *attempt*, and the next
-starts after ``max_retry_delay``. In memory mode (the seed's batching writer)
-an exhausted batch is dropped and handed to the error callback.
+starts after a delay in the band below ``max_retry_delay``. In memory mode
+(the seed's batching writer) an exhausted batch is dropped and handed to the
+error callback.
 """
 
 from __future__ import annotations
@@ -24,8 +34,9 @@ from typing import Any, Callable, List, Optional, Protocol, Sequence, Tuple
 
 from ..destination import Destination
 from ..errors import WriteError
-from ..retry import RetrySchedule
+from ..retry import MAX_RETRY_AFTER, RetrySchedule
 from .outcome import Outcome, WriteResult
+from .pacing import DrainPace
 
 __all__ = ["Flusher", "Step", "Callbacks"]
 
@@ -92,6 +103,9 @@ class _Interrupted(Exception):
 
 
 _SPLIT = frozenset({Outcome.INVALID, Outcome.TOO_LARGE})
+RETRY_AFTER_SPREAD = 0.25  # a Retry-After is waited as RA * [1, 1.25)
+#: a shorter Retry-After (0, a date in the past) schedules nothing: the backoff applies
+MIN_SCHEDULED_RETRY_AFTER = 1.0
 
 
 class Flusher:
@@ -122,6 +136,7 @@ class Flusher:
         self.clock = clock
         self.rng = rng or random.Random()
         self._schedule = RetrySchedule.from_options(options)
+        self._pace = DrainPace(min_rate=1.0 / self._schedule.max_retry_delay)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -159,8 +174,9 @@ class Flusher:
                 step = Step("retry", wait=interval)
             if step.kind in ("written", "dropped") and step.wait == 0:
                 continue
-            if step.kind == "retry":
-                # New data (notify) must not cut a backoff short: only stop() may.
+            if step.kind in ("retry", "written"):
+                # New data (notify) must not cut a backoff or a drain pause short:
+                # only stop() may.
                 self._stopping.wait(step.wait)
                 self._wake.clear()
                 continue
@@ -206,7 +222,10 @@ class Flusher:
         except _Interrupted as stop:
             return self._failed(dest, ids, body, points, stop.result)
         self._delivered(dest, ids, body, written, rejected)
-        return Step("written", sent=written, rejected=len(rejected))
+        latency = self.last_result.latency if self.last_result is not None else 0.0
+        self._pace = self._pace.written(latency)
+        pause = self._pace.pause(self.rng, latency) if len(self.queue) else 0.0
+        return Step("written", sent=written, rejected=len(rejected), wait=pause)
 
     def _send(self, dest: Destination, body: bytes, lines: Optional[List[bytes]]
               ) -> Tuple[int, List[Tuple[bytes, WriteResult]]]:
@@ -268,6 +287,10 @@ class Flusher:
         counters.add("write_errors", 1)
         counters.set("last_error", f"{_describe(result)}")
         error = result.error()
+        if result.outcome is Outcome.THROTTLED:
+            self._pace = self._pace.throttled(result.latency, result.retry_after)
+            if self.durable and (result.retry_after or 0.0) >= MIN_SCHEDULED_RETRY_AFTER:
+                return self._throttled(dest, body, points, result)
         if self._schedule.exhausted(now):
             if not self.durable:
                 self.queue.remove(ids)
@@ -278,7 +301,7 @@ class Flusher:
                 if self.callbacks.error is not None:
                     self._call(self.callbacks.error, dest, body.decode("utf-8", "replace"), error)
                 return Step("dropped", dropped=points, result=result)
-            wait = self.options.max_retry_delay / 1000.0
+            wait = self._schedule.cap_delay(self.rng)
             log.error("delivery attempt ended after %d retries (%s); %d point(s) kept on "
                       "disk, next attempt in %.1fs", self._schedule.attempt,
                       _describe(result), points, wait)
@@ -290,6 +313,21 @@ class Flusher:
                   self._schedule.attempt, wait)
         if self.callbacks.retry is not None:
             self._call(self.callbacks.retry, dest, body.decode("utf-8", "replace"), error)
+        return Step("retry", wait=wait, result=result)
+
+    def _throttled(self, dest: Destination, body: bytes, points: int,
+                   result: WriteResult) -> Step:
+        """A 429/503 with Retry-After in durable mode: wait what the server asked
+        (spread), or the slowed pace if longer; the schedule does not escalate."""
+        assert result.retry_after is not None
+        asked = min(result.retry_after * (1.0 + RETRY_AFTER_SPREAD * self.rng.random()),
+                    MAX_RETRY_AFTER)
+        wait = max(asked, self._pace.pause(self.rng, result.latency))
+        self.queue.counters.add("retries", 1)
+        log.warning("%s; %d point(s) kept, next batch in %.1fs", _describe(result), points, wait)
+        if self.callbacks.retry is not None:
+            self._call(self.callbacks.retry, dest, body.decode("utf-8", "replace"),
+                       result.error())
         return Step("retry", wait=wait, result=result)
 
     def _call(self, fn: Callable[..., Any], dest: Destination, *args: Any) -> None:

@@ -16,6 +16,8 @@ import random
 from dataclasses import dataclass, replace
 from typing import Tuple
 
+from ..retry import RetrySchedule
+
 __all__ = ["Grid", "DeviceBackoff", "MAX_JITTER_FRACTION"]
 
 #: collection jitter is capped at this fraction of the interval, so a jittered
@@ -83,7 +85,8 @@ class Grid:
 
 @dataclass(frozen=True)
 class DeviceBackoff:
-    """A failing device's own backoff: 1, 2, 4 ... ``base`` after each failure, capped.
+    """A failing device's own backoff: 1, 2, 4 ... ``base`` after each failure, capped
+    (:meth:`RetrySchedule.nominal`: no randomness, so retries stay on the grid).
 
     ``failed(now)`` should get the *scheduled* time of the failed poll, so a
     retry lands on a grid tick instead of just missing it.
@@ -98,7 +101,7 @@ class DeviceBackoff:
         """The wait after the ``failures``-th failure in a row."""
         if failures <= 0:
             return 0.0
-        return min(self.base * (2 ** min(failures - 1, 30)), self.cap)
+        return RetrySchedule(retry_interval=self.base, max_retry_delay=self.cap).nominal(failures)
 
     def failed(self, now: float) -> DeviceBackoff:
         failures = self.failures + 1

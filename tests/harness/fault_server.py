@@ -12,20 +12,26 @@ Accepted lines are kept in ``points``. Tell it how to answer with
 :meth:`FaultServer.script` (the next answers, in order) or
 :meth:`FaultServer.reject_lines` (InfluxDB's per-line validation: 2.x rejects
 a whole batch with 400 naming the first bad line, 1.x/3.x store the valid
-lines and answer 400 "partial write").
+lines and answer 400 "partial write"). :meth:`FaultServer.limit` gives it a
+fixed capacity in points/s (a token bucket): a write above it is answered 429
+with Retry-After, as InfluxDB Cloud's rate limits do (or, queueing, answers
+late). ``answers`` logs every write (arrival, status, lines, delay) for rates;
+``record=False`` keeps request bodies out of ``requests`` (benchmarks with
+millions of points).
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import math
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlparse
 
 
@@ -60,6 +66,8 @@ class Request:
     headers: Dict[str, str]
     body: bytes
     raw_size: int
+    received: float = 0.0  # time.monotonic() when it arrived
+    status: int = 0  # the status it was answered with (0 until answered)
 
     @property
     def lines(self) -> List[str]:
@@ -69,8 +77,16 @@ class Request:
 class FaultServer:
     """Threaded HTTP server bound to 127.0.0.1 on a free port."""
 
-    def __init__(self, token: Optional[str] = None) -> None:
+    def __init__(self, token: Optional[str] = None, record: bool = True) -> None:
         self.token = token
+        self.record = record
+        # (monotonic arrival time, status, lines, seconds held before answering)
+        self.answers: List[Tuple[float, int, int, float]] = []
+        self._capacity: Optional[float] = None
+        self._queue = False
+        self._burst = 0.0
+        self._tokens = 0.0
+        self._filled = 0.0
         self.requests: List[Request] = []
         self.points: List[str] = []
         self._script: List[Answer] = []
@@ -97,6 +113,37 @@ class FaultServer:
         with self._lock:
             self._bad_line = bad
             self._reject_mode = mode
+
+    def limit(self, points_per_s: Optional[float], burst: Optional[float] = None,
+              queue: bool = False) -> None:
+        """Accept at most ``points_per_s`` (a token bucket of ``burst`` points, one
+        second's worth by default); above it answer 429 with Retry-After: the
+        whole seconds until the request would fit, at least 1. With ``queue``
+        the server queues instead, like an overloaded OSS node: the request is
+        stored and answered 204 once its turn comes (the latency rises). None:
+        no limit."""
+        with self._lock:
+            self._queue = queue
+            self._capacity = points_per_s
+            self._burst = float(burst if burst is not None else points_per_s or 0.0)
+            self._tokens = self._burst
+            self._filled = time.monotonic()
+
+    def _over_capacity(self, points: int) -> Optional[Answer]:
+        if self._capacity is None:
+            return None
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._filled) * self._capacity)
+        self._filled = now
+        if self._tokens >= points:
+            self._tokens -= points
+            return None
+        if self._queue:  # in debt: answered when the bucket has refilled past it
+            self._tokens -= points
+            return Answer(204, delay=-self._tokens / self._capacity, store=True)
+        wait = max(1, math.ceil((points - self._tokens) / self._capacity))
+        return error_answer(429, "write rate limit exceeded", "too many requests",
+                            retry_after=wait)
 
     def write_requests(self) -> List[Request]:
         with self._lock:
@@ -126,6 +173,11 @@ class FaultServer:
                 if auth != f"Token {self.token}":
                     return error_answer(401, "unauthorized access", "unauthorized")
             lines = req.lines
+            over = self._over_capacity(len(lines))
+            if over is not None:
+                if over.store:
+                    self.points.extend(lines)
+                return over
             bad = self._bad_line
             if bad is not None:
                 rejected = [(i, ln) for i, ln in enumerate(lines, 1) if bad(ln)]
@@ -161,9 +213,11 @@ class FaultServer:
                     self.command, url.path,
                     {k: v[0] for k, v in parse_qs(url.query).items()},
                     {k.lower(): v for k, v in self.headers.items()}, body, raw,
+                    time.monotonic(),
                 )
-                with server._lock:
-                    server.requests.append(req)
+                if server.record:
+                    with server._lock:
+                        server.requests.append(req)
                 return req
 
             def _send(self, answer: Answer) -> None:
@@ -201,6 +255,12 @@ class FaultServer:
                 if req.path not in ("/api/v2/write", "/api/v3/write_lp", "/write"):
                     self._send(error_answer(404, "path not found", "not found"))
                     return
-                self._send(server._decide(req))
+                answer = server._decide(req)
+                req.status = answer.status
+                with server._lock:
+                    server.answers.append((time.monotonic(), answer.status,
+                                           req.body.count(b"\n") + 1 if req.body else 0,
+                                           answer.delay))
+                self._send(answer)
 
         return Handler

@@ -101,19 +101,79 @@ def test_413_splits_in_halves(fault_server):
     assert sizes == [8, 4, 4]
 
 
-def test_429_retry_after_wins_when_longer_and_is_capped(fault_server):
+def test_429_retry_after_wins_when_longer_even_past_max_retry_delay(fault_server):
     fault_server.script(error_answer(429, "slow down", retry_after=5),
                         error_answer(503, "busy", retry_after=60))
     queue, flusher, _, clock = make(fault_server)
     put(queue, lines(3))
     first = flusher.step()
-    # retry 1 backoff is in [1, 2) s; the server asked for 5 s
-    assert first.kind == "retry" and first.wait == 5.0
+    # the server asked for 5 s: waited, spread by up to 25 % (or the slowed pace)
+    assert first.kind == "retry" and 5.0 <= first.wait < 7.5
     second = flusher.step()
-    assert second.wait == 8.0  # 60 s requested, capped by max_retry_delay
+    # 60 s requested: honoured (up to 6 h), not cut to max_retry_delay (8 s)
+    assert 60.0 <= second.wait < 90.0
     third = flusher.step()
     assert third.kind == "written" and len(queue) == 0
     assert queue.counters.snapshot()["retries"] == 2
+
+
+def test_429_with_retry_after_does_not_escalate_the_schedule(fault_server):
+    # A throttling server schedules us: wait what it asks (1 s here), slowed by
+    # the drain pace, never the exponential backoff (1-2 s, 2-4 s ...) nor the wait
+    # between attempts after max_retries (5.6-8 s).
+    fault_server.script(*[error_answer(429, "slow down", retry_after=1) for _ in range(4)])
+    queue, flusher, _, _ = make(fault_server, max_retries=2)
+    put(queue, lines(3))
+    steps = [flusher.step() for _ in range(4)]
+    assert [s.kind for s in steps] == ["retry"] * 4
+    waits = [s.wait for s in steps]
+    assert all(1.0 <= w < 1.5 for w in waits), waits
+    assert flusher.step().kind == "written" and len(queue) == 0
+    assert queue.counters.snapshot()["retries"] == 4
+
+
+def test_memory_mode_429_still_counts_towards_max_retries(fault_server):
+    fault_server.script(*[error_answer(429, "slow down", retry_after=0.1) for _ in range(2)])
+    queue, flusher, _, _ = make(fault_server, durable=False, max_retries=1)
+    put(queue, lines(3))
+    first = flusher.step()
+    assert first.kind == "retry" and 1.0 <= first.wait < 2.0  # max(RA, backoff), as the seed
+    assert flusher.step().kind == "dropped"
+
+
+def test_a_backlog_drains_back_to_back_until_the_latency_rises(fault_server):
+    fast = [Answer(204, store=True) for _ in range(5)]
+    fault_server.script(*fast, Answer(204, delay=0.5, store=True))
+    queue, flusher, _, _ = make(fault_server, batch_size=2)
+    for i in range(10):
+        put(queue, lines(2, 2 * i))
+    waits = [flusher.step().wait for _ in range(6)]
+    assert waits[:5] == [0.0] * 5  # back to back: no pause
+    assert waits[5] > 0.0  # 0.5 s against ~ms before: the drain slows down
+    rest = [flusher.step() for _ in range(4)]
+    assert all(s.kind == "written" for s in rest) and len(queue) == 0
+    assert len(fault_server.points) == 20
+
+
+def test_a_throttled_drain_paces_the_batches_after_it(fault_server):
+    fault_server.script(error_answer(429, "slow down", retry_after=1))
+    queue, flusher, _, _ = make(fault_server, batch_size=2)
+    for i in range(4):
+        put(queue, lines(2, 2 * i))
+    assert flusher.step().kind == "retry"
+    after = flusher.step()
+    # about one batch per Retry-After (rate 1/s, +0.2 after the success): paused
+    assert after.kind == "written" and 0.4 <= after.wait < 1.3
+
+
+def test_a_retry_after_below_one_second_is_no_schedule_the_backoff_applies(fault_server):
+    # "Retry-After: 0" on every answer must not become a loop of instant retries.
+    fault_server.script(*[error_answer(429, "slow down", retry_after=0) for _ in range(2)])
+    queue, flusher, _, _ = make(fault_server)
+    put(queue, lines(1))
+    waits = [flusher.step().wait for _ in range(2)]
+    assert 1.0 <= waits[0] < 2.0 and 2.0 <= waits[1] < 4.0  # the schedule, escalating
+    assert flusher.step().kind == "written"
 
 
 def test_backoff_sequence_is_exact_with_a_seeded_rng(fault_server):
@@ -125,7 +185,8 @@ def test_backoff_sequence_is_exact_with_a_seeded_rng(fault_server):
     expected = []
     for k in range(1, 5):
         low, high = 1.0 * 2 ** (k - 1), min(2.0 ** k, 8.0)
-        low = min(low, 8.0)
+        if low >= 8.0:  # at the cap: the band [0.7 * cap, cap)
+            low, high = 5.6, 8.0
         expected.append(low + (high - low) * rng.random())
     assert waits == pytest.approx(expected)
     assert flusher.step().kind == "written"
@@ -159,7 +220,11 @@ def test_durable_mode_never_drops_after_max_retries(fault_server):
     put(queue, lines(2))
     kinds = [flusher.step() for _ in range(3)]
     assert [s.kind for s in kinds] == ["retry", "retry", "retry"]
-    assert kinds[2].wait == 8.0  # attempt over: the next starts after max_retry_delay
+    # attempt over: the next starts after a delay in the band below max_retry_delay
+    rng = random.Random(7)
+    rng.random(), rng.random()  # the two retries' draws
+    assert kinds[2].wait == pytest.approx(8.0 * (1 - 0.3 * (1 - rng.random())))
+    assert 5.6 <= kinds[2].wait < 8.0
     assert len(queue) == 1
     assert flusher.step().kind == "written"
 

@@ -14,11 +14,13 @@ import pytest
 
 from edge_agent.delivery.outcome import Outcome, classify
 from edge_agent.options import WriteOptions
-from edge_agent.retry import RetrySchedule
+from edge_agent.retry import MAX_RETRY_AFTER, RetrySchedule
 
 # The seed's documented ranges for the defaults (5 s, base 2, cap 125 s), in
-# seconds; past the cap the delay is the cap itself.
-DEFAULT_RANGES = [(5, 10), (10, 20), (20, 40), (40, 80), (80, 125), (125, 125), (125, 125)]
+# seconds; past the cap the delay is random in the band [0.7 * cap, cap)
+# (cap_jitter 0.3; the seed waited the cap itself).
+DEFAULT_RANGES = [(5, 10), (10, 20), (20, 40), (40, 80), (80, 125), (87.5, 125), (87.5, 125)]
+SEED_RANGES = DEFAULT_RANGES[:5] + [(125, 125), (125, 125)]
 
 
 def run(schedule: RetrySchedule, rng: random.Random, n: int, now: float = 1000.0):
@@ -52,6 +54,45 @@ def test_default_sequence_is_exact_for_a_seeded_rng(seed):
             assert delay < high
 
 
+def test_cap_jitter_zero_is_the_seed_exact_cap():
+    schedule = dataclasses.replace(RetrySchedule.from_options(WriteOptions()), cap_jitter=0.0)
+    delays, _ = run(schedule, random.Random(11), 7)
+    reference = random.Random(11)
+    assert delays == pytest.approx(
+        [lo + (hi - lo) * reference.random() for lo, hi in SEED_RANGES], rel=1e-12)
+    assert delays[5:] == [125.0, 125.0]
+
+
+def test_delays_at_the_cap_stay_random_so_a_fleet_spreads_out():
+    # 1000 agents far past the cap: the seed gave every one exactly 125 s.
+    at_cap = dataclasses.replace(RetrySchedule(), attempt=40)
+    rng = random.Random(3)
+    delays = [at_cap.next(0.0, rng)[0] for _ in range(1000)]
+    assert all(87.5 <= d < 125.0 for d in delays)
+    assert len({round(d, 6) for d in delays}) == 1000
+    # spread over the whole band: each tenth of it holds some agents
+    tenths = {int((d - 87.5) / 3.75) for d in delays}
+    assert tenths == set(range(10))
+
+
+def test_cap_delay_between_attempts_is_in_the_band():
+    rng = random.Random(8)
+    reference = random.Random(8)
+    s = RetrySchedule()
+    values = [s.cap_delay(rng) for _ in range(5)]
+    assert values == pytest.approx([87.5 + 37.5 * reference.random() for _ in range(5)],
+                                   rel=1e-12)
+    assert dataclasses.replace(s, cap_jitter=0.0).cap_delay(rng) == 125.0
+
+
+def test_nominal_is_the_deterministic_lower_end_capped():
+    s = RetrySchedule(retry_interval=1.0, max_retry_delay=10.0)
+    assert [s.nominal(k) for k in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+    assert s.nominal(10**6) == 10.0
+    with pytest.raises(ValueError):
+        s.nominal(0)
+
+
 def test_literal_values_for_seed_42():
     # Random(42).random() gives 0.6394267984578837, 0.025010755222666936, ...
     delays, _ = run(RetrySchedule.from_options(WriteOptions()), random.Random(42), 3)
@@ -61,21 +102,21 @@ def test_literal_values_for_seed_42():
 
 
 def test_cap_cuts_the_upper_end_then_becomes_the_delay():
-    # 1 s, base 3, cap 10 s: [1,3) [3,9) [9,10) then 10, 10
+    # 1 s, base 3, cap 10 s: [1,3) [3,9) [9,10) then the band [7,10)
     options = WriteOptions(retry_interval=1000, exponential_base=3, max_retry_delay=10_000)
     delays, _ = run(RetrySchedule.from_options(options), random.Random(7), 5)
     reference = random.Random(7)
-    ranges = [(1, 3), (3, 9), (9, 10), (10, 10), (10, 10)]
+    ranges = [(1, 3), (3, 9), (9, 10), (7, 10), (7, 10)]
     assert delays == pytest.approx(
         [lo + (hi - lo) * reference.random() for lo, hi in ranges], rel=1e-12)
-    assert delays[3:] == [10.0, 10.0]
+    assert all(d < 10.0 for d in delays[3:])
 
 
 def test_delay_range_matches_the_documented_table():
     s = RetrySchedule()
     assert [s.delay_range(k) for k in range(1, 8)] == [
-        (5, 10), (10, 20), (20, 40), (40, 80), (80, 125), (125, 125), (125, 125)]
-    assert s.delay_range(100_000) == (125, 125)  # no overflow after a long outage
+        (5, 10), (10, 20), (20, 40), (40, 80), (80, 125), (87.5, 125), (87.5, 125)]
+    assert s.delay_range(100_000) == (87.5, 125)  # no overflow after a long outage
     with pytest.raises(ValueError):
         s.delay_range(0)
 
@@ -83,7 +124,7 @@ def test_delay_range_matches_the_documented_table():
 def test_many_retries_do_not_overflow():
     s = dataclasses.replace(RetrySchedule(), attempt=10_000)
     delay, after = s.next(0.0, random.Random(1))
-    assert delay == 125.0 and after.attempt == 10_001
+    assert 87.5 <= delay < 125.0 and after.attempt == 10_001
 
 
 def test_constant_backoff_with_base_one():
@@ -92,14 +133,19 @@ def test_constant_backoff_with_base_one():
     assert delays == [2.0, 2.0, 2.0, 2.0]
 
 
-def test_retry_after_wins_when_longer_and_is_capped():
+def test_retry_after_wins_when_longer_up_to_its_own_cap():
     s = RetrySchedule()
     u = random.Random(5).random()
     backoff = 5 + 5 * u
     assert s.next(0.0, random.Random(5), retry_after=30.0)[0] == 30.0
     assert s.next(0.0, random.Random(5), retry_after=1.0)[0] == pytest.approx(backoff)
     assert s.next(0.0, random.Random(5), retry_after=None)[0] == pytest.approx(backoff)
-    assert s.next(0.0, random.Random(5), retry_after=999.0)[0] == 125.0
+    # longer than max_retry_delay (125 s): honoured, not cut to it
+    assert s.next(0.0, random.Random(5), retry_after=999.0)[0] == 999.0
+    assert s.next(0.0, random.Random(5), retry_after=3 * 3600.0)[0] == 3 * 3600.0
+    # capped at MAX_RETRY_AFTER, 6 h as urllib3
+    assert MAX_RETRY_AFTER == 21600.0
+    assert s.next(0.0, random.Random(5), retry_after=10**9)[0] == 21600.0
     # the schedule advances the same way whichever delay won
     assert s.next(0.0, random.Random(5), retry_after=30.0)[1].attempt == 1
 
@@ -168,6 +214,8 @@ def test_invalid_schedule_values_are_refused():
         RetrySchedule(exponential_base=0.5)
     with pytest.raises(ValueError, match="max_retry_delay"):
         RetrySchedule(max_retry_delay=0)
+    with pytest.raises(ValueError, match="cap_jitter"):
+        RetrySchedule(cap_jitter=1.5)
 
 
 # -- what each HTTP answer means (DESIGN.md, "Delivery rules") -------------------

@@ -22,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ...errors import ConfigError
+from ...retry import RetrySchedule
 from .payloads import _opt
 from .tls import ConnectErrors, configure_tls
 
@@ -138,13 +139,14 @@ class _Client(mqtt.Client):
 
 
 def backoff_delay(attempt: int, cap: float, rng: random.Random, base: float = 1.0) -> float:
-    """Seconds before reconnect ``attempt`` (1, 2, ...).
-
-    Uniform in ``[u/2, u)`` with ``u = min(cap, base * 2**(attempt-1))``: capped,
-    and jittered so a fleet of agents does not reconnect in step.
+    """Seconds before reconnect ``attempt`` (1, 2, ...): the delivery backoff
+    (:class:`RetrySchedule`) from ``base / 2``, so uniform in ``[u/2, u)`` with
+    ``u = base * 2**(attempt-1)``, and in the band below ``cap`` once there:
+    jittered so a fleet of agents does not reconnect in step.
     """
-    upper = min(cap, base * 2 ** min(max(attempt, 1) - 1, 30))
-    return upper / 2 + rng.random() * upper / 2
+    schedule = RetrySchedule(retry_interval=base / 2, max_retry_delay=cap,
+                             attempt=max(attempt, 1) - 1)
+    return schedule.next(0.0, rng)[0]
 
 
 def _protocol(cfg: Any) -> mqtt.MQTTProtocolVersion:

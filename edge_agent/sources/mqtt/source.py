@@ -59,6 +59,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ...lineproto.encoder import LineEncoder
+from ...retry import RetrySchedule
 from .client import (
     DEFAULT_RECEIVE_MAXIMUM,
     DEFAULT_RECONNECT_MAX,
@@ -397,7 +398,7 @@ class MqttSource:
 
     def _retry(self, what: str, fn: Callable[[], Any]) -> Tuple[bool, Any]:
         """Run ``fn`` until it works; ``(False, None)`` only when stopping."""
-        delay = 0.1
+        backoff, failures = RetrySchedule(retry_interval=0.1, max_retry_delay=5.0), 0
         while True:
             try:
                 return True, fn()
@@ -407,8 +408,8 @@ class MqttSource:
                                self.name, what, exc)
                 if self._stop.is_set():
                     return False, None
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                failures += 1
+                time.sleep(backoff.nominal(failures))
 
     def _flush_sink(self) -> None:
         last = self._pending[-1].ticket

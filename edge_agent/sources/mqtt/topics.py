@@ -4,6 +4,11 @@ A subscription's ``topic`` is a template such as ``sensors/{room}/{device}/{fiel
 each ``{name}`` is one whole topic level captured as a tag; ``+`` and ``#`` keep
 their MQTT meaning and capture nothing. A template is compiled once into the MQTT
 subscription filter (captures become ``+``) and a matcher.
+
+An MQTT 5 shared subscription ``$share/<group>/<template>`` (several bridges
+split one topic tree) subscribes with the ``$share/<group>/`` prefix, while
+the template rules, captures and matching apply to the filter inside it: the
+broker delivers messages under their own topic, without the prefix.
 """
 
 from __future__ import annotations
@@ -14,9 +19,21 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from ...errors import ConfigError
 
-__all__ = ["TopicTemplate", "parse_template"]
+__all__ = ["TopicTemplate", "parse_template", "split_share"]
 
 _CAPTURE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def split_share(template: str, fail: Callable[[str], Exception] = ConfigError
+                ) -> Tuple[str, str]:
+    """``("$share/<group>/", inner)`` for a shared subscription, else ``("", template)``."""
+    if not template.startswith("$share/"):
+        return "", template
+    group, sep, inner = template[len("$share/"):].partition("/")
+    if not sep or not group or not inner or any(c in group for c in "+#{}"):
+        raise fail(f"shared subscription {template!r}: write $share/<group>/<filter>, the "
+                   "group a name without + # { }")
+    return f"$share/{group}/", inner
 
 
 def parse_template(template: str, fail: Callable[[str], Exception] = ConfigError
@@ -30,6 +47,7 @@ def parse_template(template: str, fail: Callable[[str], Exception] = ConfigError
     """
     if not template:
         raise fail("must not be empty")
+    template = split_share(template, fail)[1]
     parts = template.split("/")
     levels: List[Tuple[str, str]] = []
     names: List[str] = []
@@ -72,7 +90,7 @@ class TopicTemplate:
     def compile(cls, template: str,
                 fail: Callable[[str], Exception] = ConfigError) -> TopicTemplate:
         levels = parse_template(template, fail)
-        mqtt_filter = "/".join(
+        mqtt_filter = split_share(template, fail)[0] + "/".join(
             "+" if kind in ("cap", "plus") else "#" if kind == "hash" else text
             for kind, text in levels
         )
