@@ -142,6 +142,29 @@ def test_each_format_end_to_end(mosquitto: Any, publisher: Publisher, tmp_path: 
         src.stop()
 
 
+def test_stock_paho_client_fallback_delivers_every_qos(
+        mosquitto: Any, publisher: Publisher, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A paho without the fast path's private names: the stock client, same points and acks."""
+    from edge_agent.sources.mqtt import client as fast
+
+    monkeypatch.setattr(fast, "FAST_PATH_MISSING", ("_sock_recv(bufsize)",))
+    p = uuid.uuid4().hex[:6]
+    cfg = config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")], qos=2)
+    sink = MemorySink()
+    src = started(cfg, sink, state_dir=str(tmp_path))
+    try:
+        assert type(src._client) is mqtt.Client
+        for qos in (0, 1, 2):
+            publisher.send(f"{p}/q{qos}", str(qos).encode(), qos=qos)
+        wait_for(lambda: len(sink.snapshot()) == 3)
+        assert sorted(line.split(" ")[1] for line in sink.snapshot()) == \
+            ["q0=0", "q1=1", "q2=2"]
+        wait_for(lambda: src.status()["acked"] == 2)  # QoS 1 and 2
+    finally:
+        src.stop()
+
+
 def test_ack_only_after_durable_then_redelivered_with_same_time(
         mosquitto: Any, publisher: Publisher, tmp_path: Path) -> None:
     p = uuid.uuid4().hex[:6]

@@ -63,9 +63,9 @@ from .client import (
     DEFAULT_RECEIVE_MAXIMUM,
     DEFAULT_RECONNECT_MAX,
     _build_client,
-    _Client,
     _protocol,
     backoff_delay,
+    client_class,
 )
 from .dedup import DedupIndex, index_path, message_digest
 from .payloads import MessageParser, Rejected, _opt
@@ -149,7 +149,7 @@ class MqttSource:
             "qos0_dropped": 0, "stale_acks": 0, "acked": 0, "backpressure": False}
         self._client, self._connect = _build_client(
             config, self.client_id, self.persistent, manual_ack=True,
-            receive_maximum=receive_maximum, client_class=_Client)
+            receive_maximum=receive_maximum, client_class=client_class())
         self._client.publish_sink = self._enqueue
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -275,7 +275,8 @@ class MqttSource:
                         self.counters["last_error"], delay, self._attempt)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        # QoS 2 only: _Client hands QoS 0 and 1 to _enqueue directly.
+        # QoS 2 only: _Client hands QoS 0 and 1 to _enqueue directly (all QoS with
+        # paho's stock client, the fallback of client_class()).
         self._enqueue(msg._topic, bytes(msg.payload), msg.qos, msg.mid, msg.dup)
 
     def _enqueue(self, topic: bytes, payload: bytes, qos: int, mid: int, dup: bool) -> None:
