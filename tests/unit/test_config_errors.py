@@ -119,7 +119,8 @@ def test_bad_durations_and_sizes(snippet: str, message: str) -> None:
 def test_unknown_i2c_driver_lists_the_drivers() -> None:
     assert error(BASE + I2C.replace("bme280", "bme208")) == (
         "conf/edge.yaml:6:13: sources[0].driver: unknown i2c driver 'bme208' "
-        "(did you mean 'bme280'?); accepted: bme280, bmp280, sht3x, bh1750, ads1115, register"
+        "(did you mean 'bme280'?); accepted: bme280, bmp280, sht3x, sht31, bh1750, ads1115, "
+        "register"
     )
 
 
