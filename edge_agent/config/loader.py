@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Dict, List, Mapping, Optional
+import stat
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from ..errors import ConfigError
 from .model import AgentConfig, BufferConfig, Config, InfluxConfig, WriteConfig
@@ -16,6 +17,7 @@ from .yamlpos import load_yaml
 __all__ = ["DEFAULT_PATH", "config_path_from", "load_config", "parse_config"]
 
 DEFAULT_PATH = "/etc/edge-agent/config.yaml"
+MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
 log = logging.getLogger("edge_agent.config")
 
 _TOP = ("agent", "tags", "influx", "write", "buffer", "sources")
@@ -42,12 +44,7 @@ def load_config(path: str, env: Optional[Mapping[str, str]] = None) -> Config:
     Warnings (a secret in a file other users can read) are logged on the
     ``edge_agent.config`` logger and kept in ``Config.warnings``.
     """
-    try:
-        with open(path, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            data = handle.read()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    data, mode = _read_bounded(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -59,6 +56,38 @@ def load_config(path: str, env: Optional[Mapping[str, str]] = None) -> Config:
     for warning in config.warnings:
         log.warning("%s", warning)
     return config
+
+
+def _read_bounded(path: str) -> Tuple[bytes, int]:
+    """The file's bytes and st_mode; only a regular file of at most MAX_CONFIG_BYTES
+    (``-c /dev/zero`` would read forever, a FIFO would block the open)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ConfigError(f"{path}: cannot read: not a regular file ({_kind(info.st_mode)}); "
+                          "give the path of a YAML file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(MAX_CONFIG_BYTES + 1)  # the file may grow after fstat
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if max(info.st_size, len(data)) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: cannot read: {max(info.st_size, len(data))} bytes is more "
+                          f"than a config file may have ({MAX_CONFIG_BYTES // 1024} KiB)")
+    return data, info.st_mode
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 def parse_config(
@@ -73,7 +102,9 @@ def parse_config(
     ``file_mode`` (st_mode of the file) enables the world-readable-secret warning.
     """
     ctx = Context(path)
-    top = Section(ctx, load_yaml(text.lstrip("\ufeff"), path, env), "", _TOP)
+    tree = load_yaml(text.lstrip("\ufeff"), path, env)
+    ctx.hide_secrets(tree)
+    top = Section(ctx, tree, "", _TOP)
     agent = _agent(top.section("agent", _AGENT))
     influx = _influx(top.section("influx", _INFLUX), env, path)
     write = _write(top.section("write", _WRITE))
@@ -135,8 +166,9 @@ def _agent(section: Section) -> AgentConfig:
     )
 
 
-def _env_error(path: str, name: str, value: str, message: str) -> ConfigError:
-    return ConfigError(f"{path}: environment variable {name}={value!r}: {message}")
+def _env_error(path: str, name: str, message: str) -> ConfigError:
+    # The value is not repeated: the environment is where secrets live.
+    return ConfigError(f"{path}: environment variable {name} (value not shown): {message}")
 
 
 def _influx(section: Section, env: Mapping[str, str], path: str) -> InfluxConfig:
@@ -144,7 +176,7 @@ def _influx(section: Section, env: Mapping[str, str], path: str) -> InfluxConfig
     if not url.lower().startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
         if section.has("url"):
             raise section.fail("url", f"bad InfluxDB URL {url!r}; use http://host:8086 or https://...")
-        raise _env_error(path, "INFLUXDB_V2_URL", url, "use http://host:8086 or https://...")
+        raise _env_error(path, "INFLUXDB_V2_URL", "use http://host:8086 or https://...")
     bucket = section.string("bucket", "") or env.get("INFLUXDB_V2_BUCKET")
     if not bucket:
         raise section.ctx.error(
@@ -158,8 +190,7 @@ def _influx(section: Section, env: Mapping[str, str], path: str) -> InfluxConfig
         try:
             timeout = int(raw) / 1000.0 if raw else 10.0  # the seed's variable is in ms
         except ValueError:
-            raise _env_error(path, "INFLUXDB_V2_TIMEOUT", raw or "",
-                             "must be whole milliseconds") from None
+            raise _env_error(path, "INFLUXDB_V2_TIMEOUT", "must be whole milliseconds") from None
     verify_ssl = section.boolean("verify_ssl", True)
     if not section.has("verify_ssl") and "INFLUXDB_V2_VERIFY_SSL" in env:
         verify_ssl = env["INFLUXDB_V2_VERIFY_SSL"].strip().lower() in ("yes", "true")

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 REDACTED = "***"
-_SECRET_KEY = re.compile(r"pass|token|secret|api_?key|credential|private", re.IGNORECASE)
+SECRET_KEY = re.compile(r"pass|token|secret|api_?key|credential|private", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -295,7 +295,7 @@ def _source_plain(source: SourceConfig) -> Dict[str, Any]:
 
 def _plain(value: Any, key: str = "") -> Any:
     """Dataclasses/mappings/tuples to dicts/lists, secret-ish values redacted."""
-    if key and _SECRET_KEY.search(key) and value is not None and not isinstance(value, bool):
+    if key and SECRET_KEY.search(key) and value is not None and not isinstance(value, bool):
         return REDACTED
     if isinstance(value, str) and "://" in value:
         return _redact_url(value)
