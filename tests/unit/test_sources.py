@@ -171,6 +171,24 @@ def test_an_overrun_skips_counts_and_keeps_the_grid(caplog: pytest.LogCaptureFix
     assert any("skipped 2 poll(s)" in r.getMessage() for r in caplog.records)
 
 
+def test_a_slow_sensor_at_a_short_interval_logs_overruns_once_a_minute(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(1000.3)
+
+    def slow() -> Dict[str, Any]:
+        clock.advance(0.3)  # every read takes 0.3 s at a 0.2 s interval
+        return {"temperature": 20.0}
+
+    script: Dict[int, Step] = {n: slow for n in range(1, 2000)}
+    src, _, _, _ = make_i2c(clock, script, interval=0.2)
+    with caplog.at_level(logging.WARNING, "edge_agent.source"):
+        drive(src, clock, until=1000.3 + 150)
+    overruns = [r.getMessage() for r in caplog.records if "longer than" in r.getMessage()]
+    assert src.status.overruns > 300  # every read overran, and each is counted
+    assert len(overruns) == 3, overruns  # at 0 s, 60 s and 120 s: not 5 a second
+    assert "more in the last 60 s)" in overruns[1]
+
+
 def test_jitter_delays_each_poll_within_its_bound() -> None:
     clock = FakeClock(1000.0)
     src, _, calls, _ = make_i2c(clock, jitter=0.4)

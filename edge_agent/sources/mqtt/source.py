@@ -59,6 +59,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ...lineproto.encoder import LineEncoder
+from ...throttle import LogThrottle
 from .client import (
     DEFAULT_RECEIVE_MAXIMUM,
     DEFAULT_RECONNECT_MAX,
@@ -141,7 +142,7 @@ class MqttSource:
         self._stopping = False
         self._stop = threading.Event()
         self._stop_timeout = 10.0
-        self._last_log: Dict[str, Tuple[float, int]] = {}
+        self._throttle = LogThrottle(log, log_interval)
         self._flushed_ticket: Optional[int] = None
         self._not_durable_since: Optional[float] = None
         self.counters: Dict[str, Any] = {
@@ -402,8 +403,8 @@ class MqttSource:
                 return True, fn()
             except Exception as exc:  # a full disk, a closed buffer: keep the messages unacked
                 self.counters["last_error"] = f"cannot {what}: {exc}"
-                self._log_once("sink", "mqtt %s: cannot %s: %s; not acking, retrying",
-                               self.name, what, exc)
+                self._throttle.warning("sink", "mqtt %s: cannot %s: %s; not acking, retrying",
+                                       self.name, what, exc)
                 if self._stop.is_set():
                     return False, None
                 time.sleep(delay)
@@ -427,9 +428,10 @@ class MqttSource:
                     self._not_durable_since = now
                 elif now - self._not_durable_since > 5.0:
                     self.counters["backpressure"] = True
-                    self._log_once("durable", "mqtt %s: the disk buffer has not committed for "
-                                   "%.0f s; holding acks (the broker keeps the messages)",
-                                   self.name, now - self._not_durable_since)
+                    self._throttle.warning(
+                        "durable", "mqtt %s: the disk buffer has not committed for %.0f s; "
+                        "holding acks (the broker keeps the messages)",
+                        self.name, now - self._not_durable_since)
                 return
             self._not_durable_since = None
             self.counters["backpressure"] = False
@@ -456,16 +458,5 @@ class MqttSource:
         stats.messages_rejected += 1
         stats.last_reject_reason = reason
         stats.last_reject_topic = topic
-        self._log_once(f"reject:{topic.split('/', 1)[0]}",
-                       "mqtt %s: rejected a message on %r: %s", self.name, topic, reason)
-
-    def _log_once(self, key: str, fmt: str, *args: Any) -> None:
-        """Log at most once per ``log_interval`` per key, with the count suppressed since."""
-        now = time.monotonic()
-        last, suppressed = self._last_log.get(key, (-1e18, 0))
-        if now - last >= self.log_interval:
-            extra = f" ({suppressed} more since the last report)" if suppressed else ""
-            log.warning(fmt + extra, *args)
-            self._last_log[key] = (now, 0)
-        else:
-            self._last_log[key] = (last, suppressed + 1)
+        self._throttle.warning(f"reject:{topic.split('/', 1)[0]}",
+                               "mqtt %s: rejected a message on %r: %s", self.name, topic, reason)
