@@ -9,7 +9,7 @@ import stat
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from ..errors import ConfigError
-from .model import AgentConfig, BufferConfig, Config, InfluxConfig, WriteConfig
+from .model import DEFAULT_STATE_DIR, AgentConfig, BufferConfig, Config, InfluxConfig, WriteConfig
 from .schema import Context, Section
 from .sources import parse_sources
 from .yamlpos import load_yaml
@@ -18,6 +18,7 @@ __all__ = ["DEFAULT_PATH", "config_path_from", "load_config", "parse_config"]
 
 DEFAULT_PATH = "/etc/edge-agent/config.yaml"
 MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
+STATE_DIR_ENV = "EDGE_AGENT_STATE_DIR"
 log = logging.getLogger("edge_agent.config")
 
 _TOP = ("agent", "tags", "influx", "write", "buffer", "sources")
@@ -105,7 +106,7 @@ def parse_config(
     tree = load_yaml(text.lstrip("\ufeff"), path, env)
     ctx.hide_secrets(tree)
     top = Section(ctx, tree, "", _TOP)
-    agent = _agent(top.section("agent", _AGENT))
+    agent = _agent(top.section("agent", _AGENT), env)
     influx = _influx(top.section("influx", _INFLUX), env, path)
     write = _write(top.section("write", _WRITE))
     buffer = _buffer(top.section("buffer", _BUFFER))
@@ -152,11 +153,14 @@ def _warnings(ctx: Context, path: str, file_mode: Optional[int]) -> List[str]:
     ]
 
 
-def _agent(section: Section) -> AgentConfig:
+def _agent(section: Section, env: Mapping[str, str]) -> AgentConfig:
     name = section.string("name", "") or socket.gethostname() or "edge-agent"
+    # agent.state_dir in the file, else $EDGE_AGENT_STATE_DIR (the systemd unit sets it
+    # to its StateDirectory=), else the default: the file is the explicit choice.
+    state_dir = section.string("state_dir", "") or env.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR
     return AgentConfig(
         name=name,
-        state_dir=os.path.expanduser(section.string("state_dir", "/var/lib/edge-agent")),
+        state_dir=os.path.expanduser(state_dir),
         log_level=section.choice("log_level", LOG_LEVELS, "info", what="log level",
                                  aliases={"warn": "warning"}),
         interval=section.duration("interval", 10.0, positive=True),

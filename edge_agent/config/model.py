@@ -32,13 +32,14 @@ __all__ = [
 ]
 
 REDACTED = "***"
+DEFAULT_STATE_DIR = "/var/lib/edge-agent"  # the systemd unit's StateDirectory=
 SECRET_KEY = re.compile(r"pass|token|secret|api_?key|credential|private", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class AgentConfig:
     name: str
-    state_dir: str = "/var/lib/edge-agent"
+    state_dir: str = DEFAULT_STATE_DIR
     log_level: str = "info"
     interval: float = 10.0
     round_interval: bool = True

@@ -448,3 +448,13 @@ def test_config_path_lookup_order() -> None:
     assert config_path_from("/x.yaml", {"EDGE_AGENT_CONFIG": "/env.yaml"}) == "/x.yaml"
     assert config_path_from(None, {"EDGE_AGENT_CONFIG": "/env.yaml"}) == "/env.yaml"
     assert config_path_from(None, {}) == "/etc/edge-agent/config.yaml"
+
+
+def test_state_dir_precedence_config_then_environment_then_default() -> None:
+    env = {"EDGE_AGENT_STATE_DIR": "/srv/edge"}
+    assert parse_config("influx: {bucket: b}\n", env=env).agent.state_dir == "/srv/edge"
+    assert parse_config("agent: {state_dir: /data/ea}\ninflux: {bucket: b}\n",
+                        env=env).agent.state_dir == "/data/ea"
+    assert parse_config("influx: {bucket: b}\n", env={}).agent.state_dir == "/var/lib/edge-agent"
+    assert parse_config("influx: {bucket: b}\n",
+                        env={"EDGE_AGENT_STATE_DIR": ""}).agent.state_dir == "/var/lib/edge-agent"
