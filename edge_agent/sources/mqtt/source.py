@@ -123,8 +123,12 @@ class MqttSource:
                                         self._encoder)
         self.stats: Dict[str, SubscriptionStats] = {
             p.template.template: SubscriptionStats() for p in self._parsers}
-        self._index = (DedupIndex(index_path(state_dir, self.client_id))
-                       if state_dir and self.qos > 0 else None)
+        # Opened by start(), not here: on a reload the new source is built while the
+        # old one still runs and writes this index; loading it before the old one
+        # stopped would miss its last rows, and redeliveries become second points.
+        self._index_path = (index_path(state_dir, self.client_id)
+                            if state_dir and self.qos > 0 else None)
+        self._index: Optional[DedupIndex] = None
         # Filled by the network thread, emptied by the worker. deque.append and
         # popleft are atomic: no lock, and the Event is set only when the deque
         # goes from empty to non-empty (the worker clears it before draining).
@@ -162,7 +166,9 @@ class MqttSource:
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        """Start connecting (in the background) and processing messages."""
+        """Open the dedup index, start connecting (in the background) and processing."""
+        if self._index_path is not None and self._index is None:
+            self._index = DedupIndex(self._index_path)
         self._worker.start()
         self._connect()
 
@@ -178,6 +184,7 @@ class MqttSource:
         self._client.loop_stop()
         if self._index is not None:
             self._index.close()
+            self._index = None
 
     @property
     def alive(self) -> bool:
@@ -294,6 +301,23 @@ class MqttSource:
     # -- worker -----------------------------------------------------------------
 
     def _run(self) -> None:
+        while True:
+            try:
+                self._work()
+                return
+            except Exception as exc:  # a bug must not end the bridge: the watchdog would
+                # The messages of the batch that failed stay unacked; the broker sends
+                # them again on the next connection and the dedup index sorts them out.
+                self.counters["worker_errors"] = self.counters.get("worker_errors", 0) + 1
+                self.counters["last_error"] = f"unexpected error: {type(exc).__name__}: {exc}"
+                self._throttle.log(logging.ERROR, "worker", "mqtt %s: unexpected error in the "
+                                   "worker: %s: %s; carrying on", self.name,
+                                   type(exc).__name__, exc)
+                log.debug("mqtt %s: traceback", self.name, exc_info=True)
+                if self._stop.wait(0.5):
+                    return
+
+    def _work(self) -> None:
         deadline: Optional[float] = None
         while True:
             if self._stop.is_set() and deadline is None:
