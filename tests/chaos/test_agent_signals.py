@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any, Callable, Set, Tuple
 
 from edge_agent.buffer.disklog import DiskBuffer
-from tests.integration.test_agent_e2e import (
+from tests.harness.agent import (
     AgentProcess,
     LoadPublisher,
-    agents,  # noqa: F401  (fixture)
     final_counters,
     mqtt_counts,
     series_times,

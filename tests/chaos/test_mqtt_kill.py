@@ -22,9 +22,8 @@ from typing import Any, Callable, Dict, List, Set
 
 import paho.mqtt.client as mqtt
 
-from tests.integration.test_agent_e2e import (
+from tests.harness.agent import (
     AgentProcess,
-    agents,  # noqa: F401  (fixture)
     wait_until,
 )
 

@@ -26,6 +26,7 @@ import pytest
 
 from edge_agent.agent.service import Agent
 from edge_agent.config import load_config
+from tests.harness.waits import wait_for
 
 P = f"it{uuid.uuid4().hex[:6]}"  # topic root of this module's run (shared broker)
 SITE = {"site": "gh1"}
@@ -142,7 +143,7 @@ def bridge(influx: Any, mosquitto: Any, tmp_path_factory: pytest.TempPathFactory
     agent.start()
     try:
         source = agent.sources[0]
-        _wait(lambda: source.connected, 30, "the MQTT source to connect")
+        wait_for(lambda: source.connected, 30, "the MQTT source to connect")
         time.sleep(0.3)  # SUBACK: the broker routes to us only after it
         b = Bridge(agent, influx, db, dict(config.tags))
         assert set(b.tags) == {"site", "host"}, b.tags
@@ -159,14 +160,6 @@ def bridge(influx: Any, mosquitto: Any, tmp_path_factory: pytest.TempPathFactory
         assert not rejected, rejected
     finally:
         agent.shutdown()
-
-
-def _wait(cond: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _in_window(stamp: int, window: Tuple[int, int]) -> None:
@@ -349,8 +342,9 @@ def test_plus_matches_one_level_and_captures_nothing(bridge: Bridge) -> None:
     rows = bridge.points("plus", 2)
     assert [(r["device"], r["v"]) for r in rows] == [("d1", 1.0), ("d2", 2.0)]
     assert bridge.tag_keys("plus") == {"site", "host", "device"}
-    time.sleep(0.5)  # the non-matching ones would have arrived by now
-    assert len(bridge.points("plus", 2)) == 2
+    bridge.publish("plus/floor3/d3/z", "5")  # behind the non-matching ones: once it is in,
+    rows = bridge.points("plus", 3)  # they would be too
+    assert [(r["device"], r["v"]) for r in rows] == [("d1", 1.0), ("d2", 2.0), ("d3", 5.0)]
 
 
 def test_hash_matches_any_depth(bridge: Bridge) -> None:
@@ -414,7 +408,7 @@ class SeqPublisher:
         """Stop sending; wait until every message is acked by the broker; the count."""
         self._stop.set()
         self._thread.join(10)
-        _wait(lambda: self.acked.issuperset(self.mids), timeout, "the broker's PUBACKs")
+        wait_for(lambda: self.acked.issuperset(self.mids), timeout, "the broker's PUBACKs")
         acked = len(self.mids)  # (mids are unique: far fewer than 65535 messages here)
         assert len(set(self.mids)) == acked == self.sent
         self.client.disconnect()
@@ -459,21 +453,23 @@ sources:
     agent.start()
     source = agent.sources[0]
     try:
-        _wait(lambda: source.connected, 30, "the MQTT source to connect")
+        wait_for(lambda: source.connected, 30, "the MQTT source to connect")
         time.sleep(0.3)
         load = SeqPublisher(broker.port, topic, rate=300).start()
-        _wait(lambda: influx.count(influx_db, "seqs", "seq") > 300, 30, "load to flow")
+        wait_for(lambda: influx.count(influx_db, "seqs", "seq") > 300, 30, "load to flow")
         broker.stop()  # graceful: mosquitto saves sessions and queued messages
-        _wait(lambda: not source.connected, 10, "the agent to see the outage")
+        wait_for(lambda: not source.connected, 10, "the agent to see the outage")
         time.sleep(1.0)  # the publisher keeps publishing into its own queue
         broker.start()
-        _wait(lambda: source.connected, 30, "the agent to reconnect")
+        wait_for(lambda: source.connected, 30, "the agent to reconnect")
         time.sleep(1.0)
         published = load.stop()
         assert published > 600
-        _wait(lambda: influx.count(influx_db, "seqs", "seq") >= published, 60,
+        wait_for(lambda: influx.count(influx_db, "seqs", "seq") >= published, 60,
               f"all {published} messages in InfluxDB")
-        time.sleep(0.5)  # a late duplicate would show up now
+        # Every message acked and the buffer empty: a duplicate would be in InfluxDB now.
+        wait_for(lambda: source.status()["unacked"] == 0 and not source.status()["queued"]
+                 and agent.buffer.stats().points == 0, 60, "the bridge and buffer to drain")
         count = influx.count(influx_db, "seqs", "seq")
         distinct = influx.rows(influx_db, 'SELECT count(distinct("seq")) FROM "seqs"')
         assert (count, int(distinct[0]["count"])) == (published, published)
