@@ -11,18 +11,16 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import paho.mqtt.client as mqtt
-
 from .waits import wait_for
 
-__all__ = ["EDGE_AGENT", "I2C_CHIPS", "AgentProcess", "LoadPublisher", "agent_command",
-           "assert_sampled", "buffered_points", "clean_env", "final_counters", "mqtt_counts",
+__all__ = ["EDGE_AGENT", "I2C_CHIPS", "AgentProcess", "agent_command",
+           "assert_sampled", "buffered_points", "clean_env", "final_counters", "mqtt_connected",
+           "mqtt_counts", "wait_mqtt_connected", "wait_mqtt_delivered",
            "series_times", "total_points", "wait_until", "write_config"]
 
 #: the agent tests' name for :func:`~tests.harness.waits.wait_for` (same function)
@@ -156,47 +154,6 @@ class AgentProcess:
         return data if data.get("pid") == self.pid else None
 
 
-class LoadPublisher:
-    """Publishes numbered JSON messages (QoS 1) in a thread until stopped.
-
-    ``published`` counts the messages the broker acknowledged: each must end
-    up in InfluxDB exactly once.
-    """
-
-    def __init__(self, port: int, topic: str, rate: float = 100.0) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"load-{uuid.uuid4().hex[:8]}")
-        self.client.max_inflight_messages_set(100)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        self.topic = topic
-        self.period = 1.0 / rate
-        self.published = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> LoadPublisher:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        seq = 0
-        while not self._stop.wait(self.period):
-            payload = json.dumps({"seq": seq, "v": seq * 0.5})
-            info = self.client.publish(f"{self.topic}/dev{seq % 3}", payload, qos=1)
-            info.wait_for_publish(10)
-            if info.is_published():
-                self.published += 1
-            seq += 1
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(30)
-        self.client.disconnect()
-        self.client.loop_stop()
-        return self.published
-
-
 def series_times(influx: Any, db: str, measurement: str) -> List[int]:
     rows = influx.rows(db, f'SELECT * FROM "{measurement}"')
     return sorted(int(row["time"]) for row in rows)
@@ -241,3 +198,18 @@ def buffered_points(state_dir: Path) -> int:
     """Points still in the buffer when the last run wrote status.json."""
     data: Dict[str, Any] = json.loads((state_dir / "status.json").read_text())
     return int(data["buffer"]["points"])
+
+
+def mqtt_connected(agent: AgentProcess, state_dir: Path) -> bool:
+    """The running agent's status says an MQTT source is connected."""
+    return any(s.get("connected") for s in (agent.status(state_dir) or {}).get("sources", []))
+
+
+def wait_mqtt_connected(agent: AgentProcess, state_dir: Path, timeout: float = 30.0) -> None:
+    wait_for(lambda: mqtt_connected(agent, state_dir), timeout, "the MQTT source to connect")
+
+
+def wait_mqtt_delivered(influx: Any, db: str, published: int, timeout: float = 60.0) -> None:
+    """Until InfluxDB holds (at least) ``published`` points of the MQTT measurement."""
+    wait_for(lambda: mqtt_counts(influx, db)[0] >= published, timeout,
+             f"all {published} MQTT messages in InfluxDB")

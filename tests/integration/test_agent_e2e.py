@@ -25,15 +25,17 @@ from typing import Any, Callable, List, Tuple
 
 from tests.harness.agent import (
     AgentProcess,
-    LoadPublisher,
     assert_sampled,
     final_counters,
     mqtt_counts,
     series_times,
     total_points,
+    wait_mqtt_connected,
+    wait_mqtt_delivered,
     wait_until,
     write_config,
 )
+from tests.harness.mqtt import StreamPublisher
 from tests.harness.servers import free_port
 
 # -- SIGTERM mid-load, restart: every point exactly once ---------------------------
@@ -49,10 +51,8 @@ def test_sigterm_mid_load_restart_every_point_once(
                           db=influx_db, mqtt_url=mosquitto.url,
                           client_id=f"edge-e2e-{uuid.uuid4().hex[:6]}", topic=topic)
     agent = agents(config).start()
-    wait_until(lambda: any(s.get("connected") for s in
-                           (agent.status(state) or {}).get("sources", [])),
-               30, "the MQTT source to connect")
-    load = LoadPublisher(mosquitto.port, topic).start()
+    wait_mqtt_connected(agent, state)
+    load = StreamPublisher(mosquitto.port, topic).start()
     wait_until(lambda: load.published > 150, 30, "load to build up")
     assert agent.stop() == 0, agent.log()  # mid-load: the publisher keeps going
     stopped = final_counters(state)
@@ -68,10 +68,7 @@ def test_sigterm_mid_load_restart_every_point_once(
     published = load.stop()
     i2c = ("climate", "humidity", "soil")
 
-    def caught_up() -> bool:
-        return mqtt_counts(influx, influx_db)[0] >= published
-
-    wait_until(caught_up, 60, f"all {published} MQTT messages in InfluxDB")
+    wait_mqtt_delivered(influx, influx_db, published)
     assert agent.stop() == 0, agent.log()
 
     counters = final_counters(state)

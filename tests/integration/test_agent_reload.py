@@ -15,13 +15,15 @@ from typing import Any, Callable
 
 from tests.harness.agent import (
     AgentProcess,
-    LoadPublisher,
     buffered_points,
     final_counters,
     mqtt_counts,
+    wait_mqtt_connected,
+    wait_mqtt_delivered,
     wait_until,
     write_config,
 )
+from tests.harness.mqtt import StreamPublisher
 
 
 def test_sighup_under_a_qos1_stream_keeps_every_message_exactly_once(
@@ -34,10 +36,8 @@ def test_sighup_under_a_qos1_stream_keeps_every_message_exactly_once(
                           db=influx_db, i2c=(), mqtt_url=mosquitto.url,
                           client_id=f"edge-rl-{uuid.uuid4().hex[:6]}", topic=topic)
     agent = agents(config).start()
-    wait_until(lambda: any(s.get("connected") for s in
-                           (agent.status(state) or {}).get("sources", [])),
-               30, "the MQTT source to connect")
-    load = LoadPublisher(mosquitto.port, topic, rate=200.0).start()
+    wait_mqtt_connected(agent, state)
+    load = StreamPublisher(mosquitto.port, topic, rate=200.0).start()
     for reload in range(1, 4):
         more = load.published + 100
         wait_until(lambda: load.published > more, 30, "load between reloads")  # noqa: B023
@@ -47,8 +47,7 @@ def test_sighup_under_a_qos1_stream_keeps_every_message_exactly_once(
     before = load.published
     wait_until(lambda: load.published > before + 100, 30, "load after the last reload")
     published = load.stop()
-    wait_until(lambda: mqtt_counts(influx, influx_db)[0] >= published, 60,
-               f"all {published} MQTT messages in InfluxDB")
+    wait_mqtt_delivered(influx, influx_db, published)
     assert agent.stop() == 0, agent.log()
     points, distinct = mqtt_counts(influx, influx_db)
     assert (points, distinct) == (published, published), "an MQTT message lost or doubled"

@@ -15,7 +15,6 @@ branch and checks its own measurement.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 
 from edge_agent.agent.service import Agent
 from edge_agent.config import load_config
+from tests.harness.mqtt import StreamPublisher
 from tests.harness.waits import wait_for
 
 P = f"it{uuid.uuid4().hex[:6]}"  # topic root of this module's run (shared broker)
@@ -360,60 +360,11 @@ def test_hash_matches_any_depth(bridge: Bridge) -> None:
 # -- broker restart mid-stream --------------------------------------------------------
 
 
-class SeqPublisher:
-    """Publishes ``{"seq": n, "ts": n}`` (QoS 1) at a steady rate from a thread.
-
-    Counts a message as published when the broker's PUBACK came back; paho
-    keeps unacked messages across the broker's restart and sends them again,
-    so at the end every message is acked and ``published`` is exact. A resend
-    may reach the broker twice (its PUBACK lost in the shutdown); the payload's
-    own timestamp makes the second copy the same point, so the count in
-    InfluxDB must equal ``published`` exactly.
-    """
-
-    def __init__(self, port: int, topic: str, rate: float) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"seq-{uuid.uuid4().hex[:8]}", clean_session=False)
-        self.client.max_queued_messages_set(0)
-        self.client.max_inflight_messages_set(100)
-        self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        self.topic = topic
-        self.period = 1.0 / rate
-        self.sent = 0
-        self.mids: List[int] = []
-        self.acked: Set[int] = set()
-        self.client.on_publish = lambda c, u, mid, rc, props: self.acked.add(mid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> SeqPublisher:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            payload = json.dumps({"seq": self.sent, "ts": self.sent})
-            # While the broker is down paho queues the message (rc "not connected")
-            # and sends it after the reconnect; on_publish reports its PUBACK.
-            info = self.client.publish(f"{self.topic}/dev{self.sent % 4}", payload, qos=1)
-            self.mids.append(info.mid)
-            self.sent += 1
-            next_at += self.period
-            time.sleep(max(0.0, next_at - time.monotonic()))
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """Stop sending; wait until every message is acked by the broker; the count."""
-        self._stop.set()
-        self._thread.join(10)
-        wait_for(lambda: self.acked.issuperset(self.mids), timeout, "the broker's PUBACKs")
-        acked = len(self.mids)  # (mids are unique: far fewer than 65535 messages here)
-        assert len(set(self.mids)) == acked == self.sent
-        self.client.disconnect()
-        self.client.loop_stop()
-        return acked
+def seq_with_ts(n: int) -> Tuple[str, str]:
+    """Message ``n`` carries its own timestamp: a resend that reaches the broker twice
+    (its PUBACK lost in the broker's shutdown) is the same point, so the count in
+    InfluxDB must equal what was published exactly."""
+    return f"dev{n % 4}", json.dumps({"seq": n, "ts": n})
 
 
 def test_broker_restart_mid_stream_loses_nothing(
@@ -455,7 +406,8 @@ sources:
     try:
         wait_for(lambda: source.connected, 30, "the MQTT source to connect")
         time.sleep(0.3)
-        load = SeqPublisher(broker.port, topic, rate=300).start()
+        load = StreamPublisher(broker.port, topic, rate=300, persistent=True,
+                               payload=seq_with_ts).start()
         wait_for(lambda: influx.count(influx_db, "seqs", "seq") > 300, 30, "load to flow")
         broker.stop()  # graceful: mosquitto saves sessions and queued messages
         wait_for(lambda: not source.connected, 10, "the agent to see the outage")
