@@ -59,7 +59,7 @@ class Option:
         if self.kind == "choice":
             return "one of " + ", ".join(repr(c) for c in self.choices)
         text = {"int": "an integer", "number": "a number", "bool": "true or false",
-                "str": "a non-empty string", "any": "see the driver"}[self.kind]
+                "str": "a non-empty string", "any": "a value the driver checks"}[self.kind]
         if self.minimum is not None and self.maximum is not None:
             text += f" from {self.minimum} to {self.maximum}"
         elif self.minimum is not None:
@@ -153,9 +153,17 @@ def describe_options(declared: Sequence[Option]) -> List[str]:
     """One line per option (name, what it takes, default, doc), for docs and help."""
     lines = []
     for option in declared:
-        default = "required" if option.required else f"default {option.default!r}"
+        if option.required:
+            default = "required"
+        elif option.default is None:
+            default = "optional"
+        elif isinstance(option.default, bool):
+            default = f"default {str(option.default).lower()}"
+        else:
+            default = f"default {option.default!r}"
+        accepted = "" if option.kind == "any" else f"{option.accepted()}; "
         doc = f": {option.doc}" if option.doc else ""
-        lines.append(f"{option.name} ({option.accepted()}; {default}){doc}")
+        lines.append(f"{option.name} ({accepted}{default}){doc}")
     return lines
 
 
