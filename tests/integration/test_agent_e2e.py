@@ -60,7 +60,8 @@ def test_sigterm_mid_load_restart_every_point_once(
     # The last flush delivered everything that was accepted (InfluxDB is up).
     assert json.loads((state / "status.json").read_text())["buffer"]["points"] == 0
 
-    time.sleep(0.5)  # messages published meanwhile wait in the persistent session
+    down = load.published  # messages published meanwhile wait in the persistent session
+    wait_until(lambda: load.published > down + 20, 30, "load while the agent is down")
     agent.start()
     wait_until(lambda: agent.status(state), 30, "the restarted agent's status")
     published_before = load.published
@@ -187,7 +188,11 @@ def test_watchdog_silent_without_watchdog_usec(
         agent = agents(config, env={"NOTIFY_SOCKET": address}).start()
         first = sock.recv(4096).decode()
         assert "READY=1" in first.split("\n")
-        time.sleep(2.5)  # a watchdog-enabled agent would have pinged twice by now
+        state = tmp_path / "state"
+        first_status = wait_until(lambda: agent.status(state), 30, "the status file")["time"]
+        # two status writes later a watchdog-enabled agent would have pinged twice
+        wait_until(lambda: (agent.status(state) or {}).get("time", 0) >= first_status + 2.0,
+                   30, "two more status writes")
         agent.send(signal.SIGTERM)
         rest: List[str] = []
         while not any("STOPPING=1" in m.split("\n") for m in rest):
