@@ -21,7 +21,6 @@ from typing import Any, Callable, Deque, Dict, Mapping, Optional, Tuple
 
 from ..destination import Destination
 from ..errors import SensorError
-from ..throttle import LogThrottle
 from .base import Sink, Source
 from .schedule import MAX_JITTER_FRACTION, DeviceBackoff, Grid
 
@@ -124,7 +123,7 @@ class I2CSource(Source):
         # measures how long a read took, to tell an overrun from a wall-clock step;
         # an injected clock is taken as monotonic (no steps)
         self._monotonic: Callable[[], float] = time.monotonic if clock is time.time else clock
-        self.throttle = LogThrottle(self.log, clock=self._monotonic)
+        self.throttle.clock = self._monotonic
         self._rng = random.Random()
         self._driver: Any = None
         self._bus_lock: Optional[threading.Lock] = None

@@ -178,6 +178,21 @@ def test_a_slow_sensor_at_a_short_interval_logs_overruns_once_a_minute(
     assert "more in the last 60 s)" in overruns[1]
 
 
+def test_a_flapping_sensor_logs_its_errors_once_a_minute(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(1000.3)
+    absent = OSError(121, "Remote I/O error")
+    script: Dict[int, Step] = {n: absent for n in range(1, 3000, 2)}  # every other read fails
+    src, sink, _, _ = make_i2c(clock, script, interval=0.2)
+    with caplog.at_level(logging.INFO, "edge_agent.source"):
+        drive(src, clock, until=1000.3 + 150)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    again = [r.getMessage() for r in caplog.records if "reading again" in r.getMessage()]
+    assert src.status.errors > 50 and sink.lines  # it really flapped, and each is counted
+    assert len(errors) == 3 and len(again) == 3, (errors, again)  # at 0, 60 and 120 s
+    assert "more in the last 60 s)" in errors[1]
+
+
 def test_jitter_delays_each_poll_within_its_bound() -> None:
     clock = FakeClock(1000.0)
     src, _, calls, _ = make_i2c(clock, jitter=0.4)
