@@ -10,21 +10,15 @@ import pytest
 
 from edge_agent import sensors
 from edge_agent.config import parse_config
-from edge_agent.errors import ConfigError
 from edge_agent.sensors import describe_options
+from tests.harness.configs import BASE
+from tests.harness.configs import config_error as error
 
-BASE = "influx:\n  bucket: b\n"
 #: options a driver cannot do without (everything else has a default)
 REQUIRED: Dict[str, Dict[str, Any]] = {"register": {"register": 0},
                                        "regex": {"pattern": "(?P<t>.+)"}}
 
 
-def error(text: str) -> str:
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, "conf/edge.yaml", env={})
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def bh1750(options: str, address: str = "0x23") -> str:

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
 import pytest
 
-from edge_agent.config import load_config, parse_config
+from edge_agent.config import load_config
 from edge_agent.errors import ConfigError
-
-BASE = "influx:\n  bucket: b\n"
-
-
-def error(text: str, env: Optional[Dict[str, str]] = None) -> str:
-    with pytest.raises(ConfigError) as info:
-        parse_config(text, "conf/edge.yaml", env={} if env is None else env)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
-
+from tests.harness.configs import BASE
+from tests.harness.configs import config_error as error
 
 # ------------------------------------------- never echo a secret (issue 9)
 
