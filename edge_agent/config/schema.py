@@ -54,7 +54,8 @@ class Context:
     def __init__(self, path: str) -> None:
         self.path = path
         self.literal_secrets: List[Tuple[str, Mark]] = []
-        self.hidden: List[str] = []
+        self.hidden: List[str] = []  # never repeated where quoted
+        self._anywhere: List[str] = []  # never repeated at all (secrets, long env values)
 
     def hide_secrets(self, node: Optional[YNode], key: str = "") -> None:
         """Remember every value that came from ``${VAR}`` and every value of a
@@ -66,14 +67,19 @@ class Context:
         elif isinstance(node, YSeq):
             for item in node.items:
                 self.hide_secrets(item, key)
-        elif isinstance(node, YScalar) and node.text and (
-                node.interpolated or (key and SECRET_KEY.search(key))):
-            self.hidden.append(node.text)
+        elif isinstance(node, YScalar) and node.text:
+            if key and SECRET_KEY.search(key):
+                self.hidden.append(node.text)
+                self._anywhere.append(node.text)
+            elif node.interpolated:
+                self.hidden.append(node.text)
+                if len(node.text) >= 8:  # not 'true' or '10s' inside every sentence
+                    self._anywhere.append(node.text)
 
     def error(self, mark: Mark, message: str) -> ConfigError:
-        for text in self.hidden:  # quoted first; short ones only there ('5s' goes, not every 5)
+        for text in self.hidden:  # wherever quoted, as the messages show values
             message = message.replace(repr(text), REDACTED)
-        message = redact(message, [text for text in self.hidden if len(text) >= 4])
+        message = redact(message, [text for text in self._anywhere if len(text) >= 4])
         return ConfigError(f"{self.path}:{mark.line}:{mark.col}: {message}")
 
 

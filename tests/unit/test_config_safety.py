@@ -80,3 +80,11 @@ def test_a_config_above_the_size_cap_is_refused(tmp_path: Path) -> None:
         load_config(str(path))
     assert str(info.value) == (f"{path}: cannot read: {MAX_CONFIG_BYTES + 2} bytes is more "
                                "than a config file may have (1024 KiB)")
+
+
+def test_a_short_value_from_the_environment_does_not_garble_the_sentence() -> None:
+    # hidden where the message quotes it, not wherever the word occurs
+    message = error(BASE + "  timeout: ${T}\n", env={"T": "seconds"})
+    assert message == ("conf/edge.yaml:3:12: influx.timeout: bad duration ***: use a number "
+                       "with a unit ms, s, m, h or d (e.g. 250ms, 10s, 5m, 2h, 7d); a plain "
+                       "number is seconds")
