@@ -151,7 +151,8 @@ class MqttSource:
         self._not_durable_since: Optional[float] = None
         self.counters: Dict[str, Any] = {
             "connects": 0, "disconnects": 0, "last_error": "", "messages_unmatched": 0,
-            "qos0_dropped": 0, "stale_acks": 0, "acked": 0, "backpressure": False}
+            "qos0_dropped": 0, "stale_acks": 0, "acked": 0, "backpressure": False,
+            "worker_errors": 0}
         self._client, self._connect = _build_client(
             config, self.client_id, self.persistent, manual_ack=True,
             receive_maximum=receive_maximum, client_class=client_class())
@@ -308,7 +309,7 @@ class MqttSource:
             except Exception as exc:  # a bug must not end the bridge: the watchdog would
                 # The messages of the batch that failed stay unacked; the broker sends
                 # them again on the next connection and the dedup index sorts them out.
-                self.counters["worker_errors"] = self.counters.get("worker_errors", 0) + 1
+                self.counters["worker_errors"] += 1
                 self.counters["last_error"] = f"unexpected error: {type(exc).__name__}: {exc}"
                 self._throttle.log(logging.ERROR, "worker", "mqtt %s: unexpected error in the "
                                    "worker: %s: %s; carrying on", self.name,
