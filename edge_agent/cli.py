@@ -71,6 +71,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"edge-agent: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
               file=sys.stderr)
         return 1
+    except ImportError as exc:  # a dependency missing or too old: which one, in one line
+        if exc.name:
+            print(f"edge-agent: cannot import {exc.name} ({exc}); reinstall edge-agent with "
+                  "its dependencies (pip install edge-agent)", file=sys.stderr)
+        else:
+            print(f"edge-agent: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

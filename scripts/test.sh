@@ -2,7 +2,8 @@
 # Everything the tests need, then the whole suite: Debian's mosquitto and
 # influxdb, a virtualenv with the package and its test extras, ruff, mypy,
 # pytest (unit, integration against real servers, chaos), and the unit tests
-# again under Python 3.9 when a 3.9 interpreter is present.
+# again under Python 3.9 when a 3.9 interpreter is present, and the MQTT tests
+# under the oldest paho-mqtt that pyproject.toml allows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,16 @@ echo "== mypy"
 
 echo "== pytest"
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+
+# The oldest paho the declared range allows (its lower bound, read from pyproject.toml):
+# the MQTT source and its fast-path checks must hold there too. Only the MQTT tests.
+paho_oldest=$(grep -o '"paho-mqtt>=[0-9.]*' pyproject.toml | cut -d= -f2)
+echo "== MQTT tests under paho-mqtt $paho_oldest (.venv-paho-old)"
+[ -x .venv-paho-old/bin/python ] || python3 -m venv .venv-paho-old
+.venv-paho-old/bin/python -m pip install -q --disable-pip-version-check -e . pytest pytest-timeout \
+    hypothesis "paho-mqtt==$paho_oldest"
+.venv-paho-old/bin/python -m pytest -q -p no:cacheprovider tests/unit/test_mqtt_client.py \
+    tests/unit/test_mqtt_parse.py tests/integration/test_mqtt_source.py
 
 # A 3.9 interpreter that really runs (a pyenv shim on PATH may only print an error).
 py39=""

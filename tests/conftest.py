@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Callable, Iterator, List
+from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 
+from tests.harness.agent import AgentProcess
 from tests.harness.fault_server import FaultServer
 from tests.harness.servers import InfluxServer, MosquittoServer
 from tests.harness.tls_certs import PKI, make_pki
@@ -94,3 +95,18 @@ def fault_server() -> Iterator[FaultServer]:
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
     """A private CA with server, client, expired and wrong-host certificates (openssl)."""
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+    """Make ``edge-agent`` processes; any still running at the end is killed."""
+    made: List[AgentProcess] = []
+
+    def make(config: Path, env: Optional[Dict[str, str]] = None) -> AgentProcess:
+        agent = AgentProcess(config, tmp_path, env)
+        made.append(agent)
+        return agent
+
+    yield make
+    for agent in made:
+        agent.kill()

@@ -218,6 +218,8 @@ class Agent:
             self.notifier.ready("reload refused: config invalid")
             return False
         register_secrets(new)
+        # Hand over: every old source stops (an MQTT source commits, acks and closes its
+        # dedup index) before a new one starts (and only then loads that index).
         self.stop_sources()
         self.flusher.stop()
         self.transport.close()
@@ -228,7 +230,7 @@ class Agent:
         self.flusher.start()
         self.sources = sources
         for source in self.sources:
-            source.start()
+            self._guarded(f"starting source {source.name}", source.start)
         log.info("config reloaded: %d source(s)", len(self.sources))
         self.notifier.ready(f"reloaded: collecting from {len(self.sources)} source(s)")
         return True

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Dict, List, Mapping, Optional
+import stat
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from ..errors import ConfigError
-from .model import AgentConfig, BufferConfig, Config, InfluxConfig, WriteConfig
+from .model import DEFAULT_STATE_DIR, AgentConfig, BufferConfig, Config, InfluxConfig, WriteConfig
 from .schema import Context, Section
 from .sources import parse_sources
 from .tls import influx_tls
@@ -17,6 +18,8 @@ from .yamlpos import load_yaml
 __all__ = ["DEFAULT_PATH", "config_path_from", "load_config", "parse_config"]
 
 DEFAULT_PATH = "/etc/edge-agent/config.yaml"
+MAX_CONFIG_BYTES = 1024 * 1024  # a real config is a few KiB
+STATE_DIR_ENV = "EDGE_AGENT_STATE_DIR"
 log = logging.getLogger("edge_agent.config")
 
 _TOP = ("agent", "tags", "influx", "write", "buffer", "sources")
@@ -44,12 +47,7 @@ def load_config(path: str, env: Optional[Mapping[str, str]] = None) -> Config:
     Warnings (a secret in a file other users can read) are logged on the
     ``edge_agent.config`` logger and kept in ``Config.warnings``.
     """
-    try:
-        with open(path, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            data = handle.read()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    data, mode = _read_bounded(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -61,6 +59,38 @@ def load_config(path: str, env: Optional[Mapping[str, str]] = None) -> Config:
     for warning in config.warnings:
         log.warning("%s", warning)
     return config
+
+
+def _read_bounded(path: str) -> Tuple[bytes, int]:
+    """The file's bytes and st_mode; only a regular file of at most MAX_CONFIG_BYTES
+    (``-c /dev/zero`` would read forever, a FIFO would block the open)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ConfigError(f"{path}: cannot read: not a regular file ({_kind(info.st_mode)}); "
+                          "give the path of a YAML file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(MAX_CONFIG_BYTES + 1)  # the file may grow after fstat
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if max(info.st_size, len(data)) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: cannot read: {max(info.st_size, len(data))} bytes is more "
+                          f"than a config file may have ({MAX_CONFIG_BYTES // 1024} KiB)")
+    return data, info.st_mode
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 def parse_config(
@@ -75,8 +105,10 @@ def parse_config(
     ``file_mode`` (st_mode of the file) enables the world-readable-secret warning.
     """
     ctx = Context(path)
-    top = Section(ctx, load_yaml(text.lstrip("\ufeff"), path, env), "", _TOP)
-    agent = _agent(top.section("agent", _AGENT))
+    tree = load_yaml(text.lstrip("\ufeff"), path, env)
+    ctx.hide_secrets(tree)
+    top = Section(ctx, tree, "", _TOP)
+    agent = _agent(top.section("agent", _AGENT), env)
     influx = _influx(top.section("influx", _INFLUX), env, path)
     write = _write(top.section("write", _WRITE))
     buffer = _buffer(top.section("buffer", _BUFFER))
@@ -123,11 +155,14 @@ def _warnings(ctx: Context, path: str, file_mode: Optional[int]) -> List[str]:
     ]
 
 
-def _agent(section: Section) -> AgentConfig:
+def _agent(section: Section, env: Mapping[str, str]) -> AgentConfig:
     name = section.string("name", "") or socket.gethostname() or "edge-agent"
+    # agent.state_dir in the file, else $EDGE_AGENT_STATE_DIR (the systemd unit sets it
+    # to its StateDirectory=), else the default: the file is the explicit choice.
+    state_dir = section.string("state_dir", "") or env.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR
     return AgentConfig(
         name=name,
-        state_dir=os.path.expanduser(section.string("state_dir", "/var/lib/edge-agent")),
+        state_dir=os.path.expanduser(state_dir),
         log_level=section.choice("log_level", LOG_LEVELS, "info", what="log level",
                                  aliases={"warn": "warning"}),
         interval=section.duration("interval", 10.0, positive=True),
@@ -137,8 +172,9 @@ def _agent(section: Section) -> AgentConfig:
     )
 
 
-def _env_error(path: str, name: str, value: str, message: str) -> ConfigError:
-    return ConfigError(f"{path}: environment variable {name}={value!r}: {message}")
+def _env_error(path: str, name: str, message: str) -> ConfigError:
+    # The value is not repeated: the environment is where secrets live.
+    return ConfigError(f"{path}: environment variable {name} (value not shown): {message}")
 
 
 def _influx(section: Section, env: Mapping[str, str], path: str) -> InfluxConfig:
@@ -146,7 +182,7 @@ def _influx(section: Section, env: Mapping[str, str], path: str) -> InfluxConfig
     if not url.lower().startswith(("http://", "https://")) or len(url.split("://", 1)[1]) == 0:
         if section.has("url"):
             raise section.fail("url", f"bad InfluxDB URL {url!r}; use http://host:8086 or https://...")
-        raise _env_error(path, "INFLUXDB_V2_URL", url, "use http://host:8086 or https://...")
+        raise _env_error(path, "INFLUXDB_V2_URL", "use http://host:8086 or https://...")
     bucket = section.string("bucket", "") or env.get("INFLUXDB_V2_BUCKET")
     if not bucket:
         raise section.ctx.error(
@@ -160,8 +196,7 @@ def _influx(section: Section, env: Mapping[str, str], path: str) -> InfluxConfig
         try:
             timeout = int(raw) / 1000.0 if raw else 10.0  # the seed's variable is in ms
         except ValueError:
-            raise _env_error(path, "INFLUXDB_V2_TIMEOUT", raw or "",
-                             "must be whole milliseconds") from None
+            raise _env_error(path, "INFLUXDB_V2_TIMEOUT", "must be whole milliseconds") from None
     verify_ssl = section.boolean("verify_ssl", True)
     if not section.has("verify_ssl") and "INFLUXDB_V2_VERIFY_SSL" in env:
         verify_ssl = env["INFLUXDB_V2_VERIFY_SSL"].strip().lower() in ("yes", "true")

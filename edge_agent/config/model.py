@@ -32,13 +32,14 @@ __all__ = [
 ]
 
 REDACTED = "***"
-_SECRET_KEY = re.compile(r"pass|token|secret|api_?key|credential|private", re.IGNORECASE)
+DEFAULT_STATE_DIR = "/var/lib/edge-agent"  # the systemd unit's StateDirectory=
+SECRET_KEY = re.compile(r"pass|token|secret|api_?key|credential|private", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class AgentConfig:
     name: str
-    state_dir: str = "/var/lib/edge-agent"
+    state_dir: str = DEFAULT_STATE_DIR
     log_level: str = "info"
     interval: float = 10.0
     round_interval: bool = True
@@ -310,7 +311,7 @@ def _source_plain(source: SourceConfig) -> Dict[str, Any]:
 
 def _plain(value: Any, key: str = "") -> Any:
     """Dataclasses/mappings/tuples to dicts/lists, secret-ish values redacted."""
-    if key and _SECRET_KEY.search(key) and value is not None and not isinstance(value, bool):
+    if key and SECRET_KEY.search(key) and value is not None and not isinstance(value, bool):
         return REDACTED
     if isinstance(value, str) and "://" in value:
         return _redact_url(value)

@@ -12,6 +12,8 @@ import difflib
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
 from ..errors import ConfigError
+from ..redact import REDACTED, redact
+from .model import SECRET_KEY
 from .units import parse_duration, parse_size
 from .yamlpos import Mark, YMap, YNode, YScalar, YSeq, plain
 
@@ -26,6 +28,8 @@ _START = Mark(1, 1)
 def describe(node: YNode) -> str:
     """How a value looks to the user, for 'got ...' in messages."""
     if isinstance(node, YScalar):
+        if node.interpolated:
+            return "a value from the environment (not shown)"
         value = node.value
         if value is None:
             return "nothing (an empty value)"
@@ -44,14 +48,39 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
 
 class Context:
-    """What every section needs: the file path, and collected secret positions."""
+    """What every section needs: the file path, collected secret positions, and the
+    texts no error message may repeat (see :meth:`hide_secrets`)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.literal_secrets: List[Tuple[str, Mark]] = []
         self.warnings: List[str] = []  # said once when the config is loaded
+        self.hidden: List[str] = []  # never repeated where quoted
+        self._anywhere: List[str] = []  # never repeated at all (secrets, long env values)
+
+    def hide_secrets(self, node: Optional[YNode], key: str = "") -> None:
+        """Remember every value that came from ``${VAR}`` and every value of a
+        token/password key, before any check runs: an error about a wrong key
+        (``timeout: ${INFLUX_TOKEN}``) must not print it."""
+        if isinstance(node, YMap):
+            for name, (_, value) in node.items.items():
+                self.hide_secrets(value, name)
+        elif isinstance(node, YSeq):
+            for item in node.items:
+                self.hide_secrets(item, key)
+        elif isinstance(node, YScalar) and node.text:
+            if key and SECRET_KEY.search(key):
+                self.hidden.append(node.text)
+                self._anywhere.append(node.text)
+            elif node.interpolated:
+                self.hidden.append(node.text)
+                if len(node.text) >= 8:  # not 'true' or '10s' inside every sentence
+                    self._anywhere.append(node.text)
 
     def error(self, mark: Mark, message: str) -> ConfigError:
+        for text in self.hidden:  # wherever quoted, as the messages show values
+            message = message.replace(repr(text), REDACTED)
+        message = redact(message, [text for text in self._anywhere if len(text) >= 4])
         return ConfigError(f"{self.path}:{mark.line}:{mark.col}: {message}")
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..errors import ConfigError
+from ..sensors import I2C_DRIVERS as _I2C_REGISTRY
+from ..sensors import SERIAL_PARSERS as _SERIAL_REGISTRY
+from ..sensors import OptionError
 from .model import (
     I2CSourceConfig,
     MqttSourceConfig,
@@ -21,8 +24,9 @@ from .yamlpos import Mark, YMap, YScalar
 __all__ = ["I2C_DRIVERS", "SERIAL_DRIVERS", "SOURCE_TYPES", "parse_sources", "parse_topic"]
 
 SOURCE_TYPES = ("i2c", "serial", "mqtt")
-I2C_DRIVERS = ("bme280", "bmp280", "sht3x", "bh1750", "ads1115", "register")
-SERIAL_DRIVERS = ("pms5003", "nmea", "json", "kv", "regex")
+# The one registry is edge_agent.sensors: config accepts exactly what a source can build.
+I2C_DRIVERS = tuple(_I2C_REGISTRY)
+SERIAL_DRIVERS = tuple(_SERIAL_REGISTRY)
 FORMATS = ("value", "json", "auto", "influx", "kv")
 PRECISIONS = ("ns", "us", "ms", "s", "auto")
 VALUE_TYPES = ("int", "float", "str", "bool")
@@ -114,10 +118,12 @@ def _i2c(section: Section, name: str, agent_name: str, interval: float) -> I2CSo
     if not 0x03 <= address <= 0x77:
         raise section.fail("address", f"0x{address:02x} is not a 7-bit device address; "
                            "use 0x03 to 0x77 (as `i2cdetect -y 1` shows it, e.g. 0x76)")
+    options = section.mapping("options")
+    _check_driver(section, options, lambda: _I2C_REGISTRY[driver](None, address, options))
     return I2CSourceConfig(
         name=name, driver=driver, bus=bus, address=address,
         measurement=section.string("measurement", driver),
-        options=section.mapping("options"), **_common(section, interval),  # type: ignore[arg-type]
+        options=options, **_common(section, interval),  # type: ignore[arg-type]
     )
 
 
@@ -132,14 +138,29 @@ def _serial(section: Section, name: str, agent_name: str, interval: float) -> Se
         stopbits = section.number("stopbits", 1)
         if stopbits not in (1, 1.5, 2):
             raise section.fail("stopbits", f"must be 1, 1.5 or 2, got {stopbits}")
+    options = section.mapping("options")
+    _check_driver(section, options, lambda: _SERIAL_REGISTRY[driver](options))
     return SerialSourceConfig(
         name=name, driver=driver, port=port,
         baudrate=section.integer("baudrate", 9600, minimum=1),
         bytesize=bytesize, parity=_PARITY[parity] if parity else None, stopbits=stopbits,
         timeout=section.duration("timeout", 1.0),
         measurement=section.string("measurement", driver),
-        options=section.mapping("options"), **_common(section, interval),  # type: ignore[arg-type]
+        options=options, **_common(section, interval),  # type: ignore[arg-type]
     )
+
+
+def _check_driver(section: Section, options: Mapping[str, Any], build: Callable[[], Any]) -> None:
+    """Build the driver once, as the source will (constructors do no I/O), so a bad
+    option or address is a config error at its line, not a failure at every poll."""
+    try:
+        build()
+    except OptionError as exc:
+        opts = section.section("options", tuple(options))
+        mark = opts.key_mark(exc.key) if exc.unknown else opts.value_mark(exc.key)
+        raise section.ctx.error(mark, f"{opts.name(exc.key)}: {exc.reason}") from None
+    except ValueError as exc:  # the address: the drivers check it against the chip's
+        raise section.fail("address", str(exc)) from None
 
 
 def _mqtt(section: Section, name: str, agent_name: str, interval: float) -> MqttSourceConfig:

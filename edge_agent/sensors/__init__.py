@@ -1,6 +1,8 @@
 """Sensor drivers (I2C) and frame parsers (serial), plus emulated hardware.
 
-Registries, name -> class:
+The registries, name -> class (the only list of drivers: config validation
+reads it too). Each class declares its options once in ``OPTIONS``
+(:class:`Option`: name, kind, default, accepted values, doc):
 
 - :data:`I2C_DRIVERS`: ``cls(bus, address, options, sleep=time.sleep)`` with
   ``read() -> dict`` of fields; ``bus`` has smbus2's method names.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._common import Option, OptionError, describe_options
 from .ads1115 import ADS1115
 from .bh1750 import BH1750
 from .bme280 import BME280
@@ -70,10 +73,13 @@ __all__ = [
     "JSONLines",
     "KVLines",
     "NMEA",
+    "Option",
+    "OptionError",
     "PMS5003",
     "RegexLines",
     "Register",
     "SERIAL_PARSERS",
     "SHT3x",
+    "describe_options",
     "register_url_handlers",
 ]

@@ -1,12 +1,16 @@
 """Shared pieces of the sensor drivers: reading type, bus protocol, option checks.
 
-Drivers validate their ``options`` dict in ``__init__`` with these helpers so a
-user sees one sentence naming the driver, the option and what is allowed.
+Each driver declares its options once (``OPTIONS``, a tuple of :class:`Option`);
+``Options`` checks a user's ``options`` dict against it, so a user sees one
+sentence naming the driver, the option and what is allowed, and config
+validation reports the same sentence at the option's line.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Protocol, Sequence, Union
+import difflib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 FieldValue = Union[float, int, bool, str]
 Reading = Dict[str, FieldValue]
@@ -30,88 +34,137 @@ class SMBusLike(Protocol):
     def i2c_rdwr(self, *i2c_msgs: Any) -> None: ...
 
 
-class Options:
-    """Reads and checks one driver's ``options`` dict; unknown keys are an error."""
+@dataclass(frozen=True)
+class Option:
+    """One driver option, declared once: config validation, the driver and the
+    docs (:func:`describe_options`) all read this declaration.
 
-    def __init__(self, driver: str, options: Optional[Mapping[str, Any]]) -> None:
+    ``kind`` is ``"choice"`` (one of ``choices``; strings match case-insensitively),
+    ``"int"``, ``"number"``, ``"bool"``, ``"str"`` (non-empty) or ``"any"`` (the
+    driver checks the shape itself, e.g. a list of channels). ``required`` options
+    have no default.
+    """
+
+    name: str
+    kind: str
+    default: Any = None
+    choices: Tuple[Any, ...] = ()
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
+    required: bool = False
+    doc: str = ""
+
+    def accepted(self) -> str:
+        """What the option takes, for messages and docs."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        text = {"int": "an integer", "number": "a number", "bool": "true or false",
+                "str": "a non-empty string", "any": "a value the driver checks"}[self.kind]
+        if self.minimum is not None and self.maximum is not None:
+            text += f" from {self.minimum} to {self.maximum}"
+        elif self.minimum is not None:
+            text += f" >= {self.minimum}"
+        return text
+
+    def check(self, value: Any) -> Any:
+        """The value to use; raises :class:`ValueError` with the reason."""
+        if value is None:
+            if self.required:
+                raise ValueError("is required")
+            return self.default
+        if self.kind == "choice":
+            if isinstance(value, str):
+                for choice in self.choices:
+                    if isinstance(choice, str) and choice.lower() == value.lower():
+                        return choice
+            elif not isinstance(value, bool) and value in self.choices:
+                return self.choices[self.choices.index(value)]
+            shown = ", ".join(repr(a) for a in self.choices)
+            raise ValueError(f"must be one of {shown}, got {value!r}")
+        if self.kind in ("int", "number"):
+            kind = "an integer" if self.kind == "int" else "a number"
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                    self.kind == "int" and not isinstance(value, int)):
+                raise ValueError(f"must be {kind}, got {value!r}")
+            if self.minimum is not None and value < self.minimum:
+                raise ValueError(f"must be >= {self.minimum}, got {value!r}")
+            if self.maximum is not None and value > self.maximum:
+                raise ValueError(f"must be <= {self.maximum}, got {value!r}")
+        elif self.kind == "bool" and not isinstance(value, bool):
+            raise ValueError(f"must be true or false, got {value!r}")
+        elif self.kind == "str" and (not isinstance(value, str) or not value):
+            raise ValueError(f"must be a non-empty string, got {value!r}")
+        return value
+
+
+class OptionError(ValueError):
+    """A bad driver option; ``key`` names it (config points at its line)."""
+
+    def __init__(self, driver: str, key: str, message: str, unknown: bool = False) -> None:
+        #: the sentence after the option's name (config puts it after ``options.KEY:``)
+        self.reason = f"unknown option{message}" if unknown else message
+        super().__init__(f"{driver}: unknown option {key!r}{message}" if unknown
+                         else f"{driver}: option {key!r} {message}")
+        self.key = key
+        self.unknown = unknown
+
+
+class Options:
+    """One driver's ``options`` dict checked against its declared :class:`Option` s.
+
+    Every declared option is checked here, and any other key is an error (typos
+    must not pass silently); ``opts[name]`` is then the value to use.
+    """
+
+    def __init__(self, driver: str, options: Optional[Mapping[str, Any]],
+                 declared: Sequence[Option]) -> None:
         if options is None:
             options = {}
         if not isinstance(options, Mapping):
             raise ValueError(f"{driver}: options must be a mapping, got {type(options).__name__}")
         self.driver = driver
-        self._options = dict(options)
-        self._used: set[str] = set()
+        self._given = dict(options)
+        names = [option.name for option in declared]
+        for key in self._given:
+            if key not in names:
+                close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise OptionError(driver, str(key), f"{hint}; known options of {driver}: "
+                                  f"{', '.join(names) or 'none'}", unknown=True)
+        self._values: Dict[str, Any] = {}
+        for option in declared:
+            try:
+                self._values[option.name] = option.check(self._given.get(option.name))
+            except ValueError as exc:
+                raise OptionError(driver, option.name, str(exc)) from None
 
-    def _get(self, key: str, default: Any) -> Any:
-        self._used.add(key)
-        return self._options.get(key, default)
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
 
     def has(self, key: str) -> bool:
-        return key in self._options
+        """Whether the user gave ``key`` (not just its default)."""
+        return self._given.get(key) is not None
 
-    def error(self, key: str, message: str) -> ValueError:
-        return ValueError(f"{self.driver}: option {key!r} {message}")
+    def error(self, key: str, message: str) -> OptionError:
+        return OptionError(self.driver, key, message)
 
-    def choice(self, key: str, default: Any, allowed: Iterable[Any]) -> Any:
-        value = self._get(key, default)
-        allowed = list(allowed)
-        if isinstance(value, str):
-            matches = [a for a in allowed if isinstance(a, str) and a.lower() == value.lower()]
-            if matches:
-                return matches[0]
-        elif not isinstance(value, bool) and value in allowed:
-            return allowed[allowed.index(value)]
-        shown = ", ".join(repr(a) for a in allowed)
-        raise self.error(key, f"must be one of {shown}, got {value!r}")
 
-    def number(
-        self,
-        key: str,
-        default: Optional[float],
-        minimum: Optional[float] = None,
-        maximum: Optional[float] = None,
-        integer: bool = False,
-    ) -> Any:
-        value = self._get(key, default)
-        if value is None:
-            raise self.error(key, "is required")
-        kind = "an integer" if integer else "a number"
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.error(key, f"must be {kind}, got {value!r}")
-        if integer and not isinstance(value, int):
-            raise self.error(key, f"must be {kind}, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.error(key, f"must be >= {minimum}, got {value!r}")
-        if maximum is not None and value > maximum:
-            raise self.error(key, f"must be <= {maximum}, got {value!r}")
-        return value
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self._get(key, default)
-        if not isinstance(value, bool):
-            raise self.error(key, f"must be true or false, got {value!r}")
-        return value
-
-    def string(self, key: str, default: Optional[str]) -> str:
-        value = self._get(key, default)
-        if value is None:
-            raise self.error(key, "is required")
-        if not isinstance(value, str) or not value:
-            raise self.error(key, f"must be a non-empty string, got {value!r}")
-        return value
-
-    def raw(self, key: str, default: Any) -> Any:
-        return self._get(key, default)
-
-    def finish(self) -> None:
-        """Raise on keys no getter asked for (typos must not pass silently)."""
-        unknown = sorted(set(self._options) - self._used)
-        if unknown:
-            known = ", ".join(sorted(self._used)) or "none"
-            raise ValueError(
-                f"{self.driver}: unknown option(s) {', '.join(map(repr, unknown))}; "
-                f"known options: {known}"
-            )
+def describe_options(declared: Sequence[Option]) -> List[str]:
+    """One line per option (name, what it takes, default, doc), for docs and help."""
+    lines = []
+    for option in declared:
+        if option.required:
+            default = "required"
+        elif option.default is None:
+            default = "optional"
+        elif isinstance(option.default, bool):
+            default = f"default {str(option.default).lower()}"
+        else:
+            default = f"default {option.default!r}"
+        accepted = "" if option.kind == "any" else f"{option.accepted()}; "
+        doc = f": {option.doc}" if option.doc else ""
+        lines.append(f"{option.name} ({accepted}{default}){doc}")
+    return lines
 
 
 def check_address(driver: str, address: Any, allowed: Sequence[int]) -> int:

@@ -7,9 +7,9 @@ in ``errors`` with the reason in ``last_error``, and parsing goes on.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Tuple
 
-from ._common import Options, Reading
+from ._common import Option, Options, Reading
 
 
 class SerialParser:
@@ -45,15 +45,21 @@ class LineParser(SerialParser):
     ``max_line`` (bytes, default 4096; a longer line is an error and is skipped).
     """
 
-    def __init__(self, options: Optional[Mapping[str, Any]], opts: Optional[Options] = None):
+    OPTIONS: Tuple[Option, ...] = (
+        Option("encoding", "str", "utf-8", doc="text encoding of the lines"),
+        Option("max_line", "int", 4096, minimum=16, maximum=1 << 20,
+               doc="bytes; a longer line is an error and is skipped"),
+    )
+
+    def __init__(self, options: Optional[Mapping[str, Any]]):
         super().__init__()
-        self.opts = opts or Options(self.NAME, options)
-        self.encoding: str = self.opts.string("encoding", "utf-8")
+        self.opts = Options(self.NAME, options, self.OPTIONS)
+        self.encoding: str = self.opts["encoding"]
         try:
             "".encode(self.encoding)
         except LookupError:
             raise self.opts.error("encoding", f"names no known codec: {self.encoding!r}") from None
-        self.max_line: int = self.opts.number("max_line", 4096, 16, 1 << 20, integer=True)
+        self.max_line: int = self.opts["max_line"]
         self._buffer = bytearray()
         self._overflow = False
 

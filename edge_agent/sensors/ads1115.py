@@ -19,7 +19,7 @@ import time
 from typing import Any, Mapping, Optional, Union
 
 from ..errors import SensorError
-from ._common import Options, Reading, Sleep, SMBusLike, check_address, swap16, to_signed
+from ._common import Option, Options, Reading, Sleep, SMBusLike, check_address, swap16, to_signed
 
 ADDRESSES = (0x48, 0x49, 0x4A, 0x4B)
 REG_CONVERSION = 0x00
@@ -80,6 +80,13 @@ class ADS1115:
 
     NAME = "ads1115"
     ADDRESSES = ADDRESSES
+    OPTIONS = (
+        Option("channels", "any", [0], doc="a list of inputs: 0-3 (single-ended) or '0-1', "
+               "'0-3', '1-3', '2-3' (differential)"),
+        Option("full_scale", "choice", 4.096, choices=tuple(PGA), doc="volts (the PGA)"),
+        Option("data_rate", "choice", 128, choices=tuple(DATA_RATE), doc="samples per second"),
+        Option("fields", "any", None, doc="one field name per channel"),
+    )
     MAX_READY_POLLS = 20
 
     def __init__(
@@ -90,8 +97,8 @@ class ADS1115:
         *,
         sleep: Sleep = time.sleep,
     ) -> None:
-        opts = Options(self.NAME, options)
-        channels = opts.raw("channels", [0])
+        opts = Options(self.NAME, options, self.OPTIONS)
+        channels = opts["channels"]
         if isinstance(channels, (int, str)):
             channels = [channels]
         if not isinstance(channels, list) or not channels:
@@ -99,9 +106,9 @@ class ADS1115:
         for channel in channels:
             mux_code(channel)
         self.channels: list[Union[int, str]] = channels
-        self.full_scale: float = opts.choice("full_scale", 4.096, list(PGA))
-        self.data_rate: int = opts.choice("data_rate", 128, list(DATA_RATE))
-        names = opts.raw("fields", None)
+        self.full_scale: float = opts["full_scale"]
+        self.data_rate: int = opts["data_rate"]
+        names = opts["fields"]
         if names is None:
             names = [field_name(c) for c in channels]
         if (
@@ -111,7 +118,6 @@ class ADS1115:
         ):
             raise opts.error("fields", f"must be a list of {len(channels)} names, got {names!r}")
         self.fields: list[str] = names
-        opts.finish()
         self.bus = bus
         self.address = check_address(self.NAME, address, ADDRESSES)
         self.sleep = sleep

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping, Optional
 
-from ._common import Options, Reading, Sleep, SMBusLike, check_address, i2c_read
+from ._common import Option, Options, Reading, Sleep, SMBusLike, check_address, i2c_read
 
 ADDRESSES = (0x23, 0x5C)
 POWER_ON = 0x01
@@ -46,6 +46,12 @@ class BH1750:
 
     NAME = "bh1750"
     ADDRESSES = ADDRESSES
+    OPTIONS = (
+        Option("mode", "choice", "high", choices=tuple(MODES),
+               doc="high 1 lx, high2 0.5 lx, low 4 lx (faster)"),
+        Option("mtreg", "int", DEFAULT_MTREG, minimum=31, maximum=254,
+               doc="measurement time register: larger = more sensitive, longer wait"),
+    )
 
     def __init__(
         self,
@@ -55,10 +61,9 @@ class BH1750:
         *,
         sleep: Sleep = time.sleep,
     ) -> None:
-        opts = Options(self.NAME, options)
-        self.mode: str = opts.choice("mode", "high", list(MODES))
-        self.mtreg: int = opts.number("mtreg", DEFAULT_MTREG, 31, 254, integer=True)
-        opts.finish()
+        opts = Options(self.NAME, options, self.OPTIONS)
+        self.mode: str = opts["mode"]
+        self.mtreg: int = opts["mtreg"]
         self.bus = bus
         self.address = check_address(self.NAME, address, ADDRESSES)
         self.sleep = sleep

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from ..errors import SensorError
-from ._common import Options, Reading, Sleep, SMBusLike, check_address
+from ._common import Option, Options, Reading, Sleep, SMBusLike, check_address
 
 REG_CALIB_TP = 0x88
 REG_CALIB_H = 0xE1
@@ -190,6 +190,12 @@ class BME280:
 
     NAME = "bme280"
     ADDRESSES = ADDRESSES
+    OPTIONS = (
+        Option("pressure_unit", "choice", "Pa", choices=("Pa", "hPa")),
+        Option("oversampling", "choice", 1, choices=tuple(OVERSAMPLING),
+               doc="of every measurement (x1 .. x16)"),
+        Option("iir_filter", "choice", 0, choices=tuple(IIR_FILTER), doc="IIR filter coefficient"),
+    )
     MAX_STATUS_POLLS = 50
 
     def __init__(
@@ -200,11 +206,10 @@ class BME280:
         *,
         sleep: Sleep = time.sleep,
     ) -> None:
-        opts = Options(self.NAME, options)
-        self.pressure_unit: str = opts.choice("pressure_unit", "Pa", ["Pa", "hPa"])
-        self.oversampling: int = opts.choice("oversampling", 1, list(OVERSAMPLING))
-        self.iir_filter: int = opts.choice("iir_filter", 0, list(IIR_FILTER))
-        opts.finish()
+        opts = Options(self.NAME, options, self.OPTIONS)
+        self.pressure_unit: str = opts["pressure_unit"]
+        self.oversampling: int = opts["oversampling"]
+        self.iir_filter: int = opts["iir_filter"]
         self.bus = bus
         self.address = check_address(self.NAME, address, ADDRESSES)
         self.sleep = sleep

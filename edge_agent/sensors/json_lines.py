@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any, Mapping, Optional
 
-from ._common import Options, Reading
+from ._common import Option, Reading
 from ._serial import LineParser
 
 
@@ -39,18 +39,21 @@ class JSONLines(LineParser):
     """
 
     NAME = "json"
+    OPTIONS = LineParser.OPTIONS + (
+        Option("fields", "any", None, doc="a list of the field names to keep (default: all)"),
+        Option("separator", "str", "_", doc="joins the keys of nested objects"),
+    )
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None) -> None:
-        opts = Options(self.NAME, options)
-        super().__init__(options, opts)
-        keep = opts.raw("fields", None)
+        super().__init__(options)
+        opts = self.opts
+        keep = opts["fields"]
         if keep is not None and (
             not isinstance(keep, list) or not all(isinstance(k, str) for k in keep)
         ):
             raise opts.error("fields", f"must be a list of field names, got {keep!r}")
         self.keep: Optional[set[str]] = set(keep) if keep is not None else None
-        self.separator: str = opts.string("separator", "_")
-        opts.finish()
+        self.separator: str = opts["separator"]
 
     def parse_line(self, line: str) -> Optional[Reading]:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from ._common import Options, Reading
+from ._common import Option, Reading
 from ._serial import LineParser, convert
 
 
@@ -23,16 +23,19 @@ class KVLines(LineParser):
     """
 
     NAME = "kv"
+    OPTIONS = LineParser.OPTIONS + (
+        Option("separator", "any", None, doc="between pairs (default: spaces or commas)"),
+        Option("delimiter", "str", "=", doc="between key and value"),
+    )
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None) -> None:
-        opts = Options(self.NAME, options)
-        super().__init__(options, opts)
-        separator = opts.raw("separator", None)
+        super().__init__(options)
+        opts = self.opts
+        separator = opts["separator"]
         if separator is not None and (not isinstance(separator, str) or not separator):
             raise opts.error("separator", f"must be a non-empty string, got {separator!r}")
         self.split = re.compile(re.escape(separator) if separator else r"[\s,]+")
-        self.delimiter: str = opts.string("delimiter", "=")
-        opts.finish()
+        self.delimiter: str = opts["delimiter"]
 
     def parse_line(self, line: str) -> Optional[Reading]:
         reading: Reading = {}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from ._common import Options, Reading
+from ._common import Option, Reading
 from ._serial import LineParser
 
 SUPPORTED = ("GGA", "RMC")
@@ -105,19 +105,23 @@ class NMEA(LineParser):
     """
 
     NAME = "nmea"
+    OPTIONS = LineParser.OPTIONS + (
+        Option("sentences", "any", list(SUPPORTED), doc=f"a list drawn from {list(SUPPORTED)}"),
+        Option("require_checksum", "bool", True),
+        Option("max_length", "int", MAX_LENGTH, minimum=12, maximum=4096),
+    )
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None) -> None:
-        opts = Options(self.NAME, options)
-        super().__init__(options, opts)
-        sentences = opts.raw("sentences", list(SUPPORTED))
+        super().__init__(options)
+        opts = self.opts
+        sentences = opts["sentences"]
         if not isinstance(sentences, list) or not all(
             isinstance(s, str) and s.upper() in SUPPORTED for s in sentences
         ):
             raise opts.error("sentences", f"must be a list drawn from {list(SUPPORTED)}")
         self.sentences = {s.upper() for s in sentences}
-        self.require_checksum: bool = opts.boolean("require_checksum", True)
-        self.max_length: int = opts.number("max_length", MAX_LENGTH, 12, 4096, integer=True)
-        opts.finish()
+        self.require_checksum: bool = opts["require_checksum"]
+        self.max_length: int = opts["max_length"]
         self.skipped = 0
 
     def parse_line(self, line: str) -> Optional[Reading]:

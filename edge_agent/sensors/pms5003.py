@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Mapping, Optional
 
-from ._common import Options, Reading
+from ._common import Option, Options, Reading
 from ._serial import SerialParser
 
 START = b"\x42\x4d"
@@ -83,11 +83,12 @@ class PMS5003(SerialParser):
     """
 
     NAME = "pms5003"
+    OPTIONS = (Option("mode", "choice", "active", choices=("active", "passive"),
+                      doc="passive: the agent asks for each reading"),)
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None) -> None:
-        opts = Options(self.NAME, options)
-        self.mode: str = opts.choice("mode", "active", ["active", "passive"])
-        opts.finish()
+        opts = Options(self.NAME, options, self.OPTIONS)
+        self.mode: str = opts["mode"]
         super().__init__()
         self.skipped_bytes = 0
         self._buffer = bytearray()

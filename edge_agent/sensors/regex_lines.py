@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Optional
 
-from ._common import Options, Reading
+from ._common import Option, Reading
 from ._serial import LineParser, convert
 
 
@@ -25,19 +25,22 @@ class RegexLines(LineParser):
     """
 
     NAME = "regex"
+    OPTIONS = LineParser.OPTIONS + (
+        Option("pattern", "str", required=True, doc="named groups become fields"),
+        Option("fullmatch", "bool", False),
+    )
 
     def __init__(self, options: Optional[Mapping[str, Any]] = None) -> None:
-        opts = Options(self.NAME, options)
-        super().__init__(options, opts)
-        pattern = opts.string("pattern", None)
+        super().__init__(options)
+        opts = self.opts
+        pattern = opts["pattern"]
         try:
             self.pattern = re.compile(pattern)
         except re.error as exc:
             raise opts.error("pattern", f"is not a valid regular expression: {exc}") from None
         if not self.pattern.groupindex:
             raise opts.error("pattern", "needs named groups such as (?P<temperature>[-\\d.]+)")
-        self.fullmatch: bool = opts.boolean("fullmatch", False)
-        opts.finish()
+        self.fullmatch: bool = opts["fullmatch"]
 
     def parse_line(self, line: str) -> Optional[Reading]:
         match = (self.pattern.fullmatch if self.fullmatch else self.pattern.search)(line)

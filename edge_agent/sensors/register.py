@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping, Optional
 
-from ._common import Options, Reading, Sleep, SMBusLike, check_address
+from ._common import Option, Options, Reading, Sleep, SMBusLike, check_address
 
 
 def decode(
@@ -44,6 +44,19 @@ class Register:
 
     NAME = "register"
     ADDRESSES: tuple[int, ...] = ()
+    OPTIONS = (
+        Option("register", "int", required=True, minimum=0, maximum=255,
+               doc="the register to read"),
+        Option("length", "int", 2, minimum=1, maximum=32, doc="bytes to read"),
+        Option("byteorder", "choice", "big", choices=("big", "little")),
+        Option("signed", "bool", False),
+        Option("scale", "number", 1.0),
+        Option("offset", "number", 0.0),
+        Option("field", "str", "value"),
+        Option("write", "any", [], doc="[register, byte] pairs written before each read"),
+        Option("delay", "number", 0.0, minimum=0.0, maximum=10.0,
+               doc="seconds between the writes and the read"),
+    )
 
     def __init__(
         self,
@@ -53,16 +66,16 @@ class Register:
         *,
         sleep: Sleep = time.sleep,
     ) -> None:
-        opts = Options(self.NAME, options)
-        self.register: int = opts.number("register", None, 0, 255, integer=True)
-        self.length: int = opts.number("length", 2, 1, 32, integer=True)
-        self.byteorder: str = opts.choice("byteorder", "big", ["big", "little"])
-        self.signed: bool = opts.boolean("signed", False)
+        opts = Options(self.NAME, options, self.OPTIONS)
+        self.register: int = opts["register"]
+        self.length: int = opts["length"]
+        self.byteorder: str = opts["byteorder"]
+        self.signed: bool = opts["signed"]
         self.integer = not (opts.has("scale") or opts.has("offset"))
-        self.scale: float = opts.number("scale", 1.0)
-        self.offset: float = opts.number("offset", 0.0)
-        self.field: str = opts.string("field", "value")
-        writes = opts.raw("write", [])
+        self.scale: float = opts["scale"]
+        self.offset: float = opts["offset"]
+        self.field: str = opts["field"]
+        writes = opts["write"]
         if not isinstance(writes, list) or not all(
             isinstance(w, (list, tuple))
             and len(w) == 2
@@ -71,8 +84,7 @@ class Register:
         ):
             raise opts.error("write", f"must be a list of [register, byte] pairs, got {writes!r}")
         self.writes: list[tuple[int, int]] = [(w[0], w[1]) for w in writes]
-        self.delay: float = opts.number("delay", 0.0, 0.0, 10.0)
-        opts.finish()
+        self.delay: float = opts["delay"]
         self.bus = bus
         self.address = check_address(self.NAME, address, ())
         self.sleep = sleep

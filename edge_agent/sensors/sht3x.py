@@ -18,7 +18,7 @@ import time
 from typing import Any, Mapping, Optional
 
 from ..errors import SensorError
-from ._common import Options, Reading, Sleep, SMBusLike, check_address, i2c_read, i2c_write
+from ._common import Option, Options, Reading, Sleep, SMBusLike, check_address, i2c_read, i2c_write
 
 ADDRESSES = (0x44, 0x45)
 #: repeatability -> (command bytes, maximum measurement duration in s)
@@ -69,6 +69,8 @@ class SHT3x:
 
     NAME = "sht3x"
     ADDRESSES = ADDRESSES
+    OPTIONS = (Option("repeatability", "choice", "high", choices=tuple(SINGLE_SHOT),
+                      doc="single-shot repeatability: higher = less noise, longer wait"),)
 
     def __init__(
         self,
@@ -78,9 +80,8 @@ class SHT3x:
         *,
         sleep: Sleep = time.sleep,
     ) -> None:
-        opts = Options(self.NAME, options)
-        self.repeatability: str = opts.choice("repeatability", "high", list(SINGLE_SHOT))
-        opts.finish()
+        opts = Options(self.NAME, options, self.OPTIONS)
+        self.repeatability: str = opts["repeatability"]
         self.bus = bus
         self.address = check_address(self.NAME, address, ADDRESSES)
         self.sleep = sleep

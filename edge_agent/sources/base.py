@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Seque
 
 from ..destination import Destination
 from ..lineproto.encoder import LineEncoder
+from ..throttle import LogThrottle
 
 __all__ = ["Sink", "Source", "SourceStatus"]
 
@@ -61,6 +62,8 @@ class Source:
         self.encoder = LineEncoder(dest.precision, {**default_tags, **dict(config.tags)})
         self.status = SourceStatus(self.name, self.kind)
         self.log = logging.getLogger(f"edge_agent.source.{self.name}")
+        # a flapping device (fails, reads, fails ...) must not log twice a poll
+        self.throttle = LogThrottle(self.log)
         self._stop = threading.Event()
         # waits go through here so a test can drive the loop with a fake clock
         self._wait: Callable[[float], bool] = self._stop.wait
@@ -127,7 +130,7 @@ class Source:
         self.status.last_time = stamp / 1e9
         if self.status.state != "ok":
             if self.status.state == "error":
-                self.log.info("%s: reading again", self.name)
+                self.throttle.log(logging.INFO, "recovered", "%s: reading again", self.name)
             self.status.state = "ok"
         return len(lines)
 
@@ -136,6 +139,6 @@ class Source:
         status = self.status
         status.errors += 1
         if status.state != "error" or status.last_error != message:
-            self.log.error("%s: %s", self.name, message)
+            self.throttle.error("failed", "%s: %s", self.name, message)
         status.state = "error"
         status.last_error = message

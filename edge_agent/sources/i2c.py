@@ -123,6 +123,7 @@ class I2CSource(Source):
         # measures how long a read took, to tell an overrun from a wall-clock step;
         # an injected clock is taken as monotonic (no steps)
         self._monotonic: Callable[[], float] = time.monotonic if clock is time.time else clock
+        self.throttle.clock = self._monotonic
         self._rng = random.Random()
         self._driver: Any = None
         self._bus_lock: Optional[threading.Lock] = None
@@ -234,7 +235,8 @@ class I2CSource(Source):
             if due is True:
                 return
             if due is None:
-                self.log.warning("%s: the clock stepped back; polls re-aligned to it", self.name)
+                self.throttle.warning("clock", "%s: the clock stepped back; polls re-aligned "
+                                      "to it", self.name)
                 deadline = grid.next_after(self.clock())
                 continue
             started = self._monotonic()
@@ -249,12 +251,14 @@ class I2CSource(Source):
                 continue
             if late > took + self.interval * MAX_JITTER_FRACTION + CLOCK_STEP:
                 # the wall clock jumped ahead (NTP after boot): not the device's doing
-                self.log.warning("%s: the clock jumped ahead by %.0fs; polls re-aligned to it",
-                                 self.name, late - took)
+                self.throttle.warning("clock", "%s: the clock jumped ahead by %.0fs; polls "
+                                      "re-aligned to it", self.name, late - took)
                 continue
             self.status.overruns += skipped
-            self.log.warning("%s: a read took %.3gs, longer than the %gs interval; "
-                             "skipped %d poll(s)", self.name, took, self.interval, skipped)
+            # a slow sensor at a short interval overruns every tick: one line a minute
+            self.throttle.warning("overrun", "%s: a read took %.3gs, longer than the %gs "
+                                  "interval; skipped %d poll(s)", self.name, took, self.interval,
+                                  skipped)
 
     def close(self) -> None:
         self._driver = None

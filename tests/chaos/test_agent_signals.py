@@ -13,17 +13,18 @@ from pathlib import Path
 from typing import Any, Callable, Set, Tuple
 
 from edge_agent.buffer.disklog import DiskBuffer
-from tests.integration.test_agent_e2e import (
+from tests.harness.agent import (
     AgentProcess,
-    LoadPublisher,
-    agents,  # noqa: F401  (fixture)
     final_counters,
     mqtt_counts,
     series_times,
     total_points,
+    wait_mqtt_connected,
+    wait_mqtt_delivered,
     wait_until,
     write_config,
 )
+from tests.harness.mqtt import StreamPublisher
 
 I2C = ("climate", "humidity", "soil")
 
@@ -42,10 +43,6 @@ def buffered_points(state: Path) -> Set[Tuple[str, int]]:
         buffer.close()
 
 
-def connected(agent: AgentProcess, state: Path) -> bool:
-    return any(s.get("connected") for s in (agent.status(state) or {}).get("sources", []))
-
-
 def test_kill_9_mid_load_then_restart_delivers_committed_points_once(
     influx: Any, influx_db: str, mosquitto: Any, agents: Callable[..., AgentProcess],  # noqa: F811
     tmp_path: Path,
@@ -56,20 +53,19 @@ def test_kill_9_mid_load_then_restart_delivers_committed_points_once(
                           db=influx_db, i2c=I2C, mqtt_url=mosquitto.url,
                           client_id=f"edge-chaos-{uuid.uuid4().hex[:6]}", topic=topic)
     agent = agents(config).start()
-    wait_until(lambda: connected(agent, state), 30, "the MQTT source to connect")
-    load = LoadPublisher(mosquitto.port, topic).start()
+    wait_mqtt_connected(agent, state)
+    load = StreamPublisher(mosquitto.port, topic).start()
     wait_until(lambda: load.published > 200 and total_points(influx, influx_db, I2C) > 10, 30,
                "load and first deliveries")
     agent.kill()  # SIGKILL mid-load: no last commit, no last flush
 
     in_buffer = buffered_points(state)  # committed, not yet removed: must all arrive
     agent.start()
-    wait_until(lambda: connected(agent, state), 30, "the MQTT source to reconnect")
+    wait_mqtt_connected(agent, state)
     published_before = load.published
     wait_until(lambda: load.published > published_before + 100, 30, "more load")
     published = load.stop()
-    wait_until(lambda: mqtt_counts(influx, influx_db)[0] >= published, 60,
-               f"all {published} MQTT messages in InfluxDB")
+    wait_mqtt_delivered(influx, influx_db, published)
     assert agent.stop() == 0, agent.log()
 
     points, distinct = mqtt_counts(influx, influx_db)
@@ -98,8 +94,8 @@ def test_influx_outage_then_recovery_every_point_once(
                           db="chaos", i2c=I2C, mqtt_url=mosquitto.url,
                           client_id=f"edge-outage-{uuid.uuid4().hex[:6]}", topic=topic)
     agent = agents(config).start()
-    wait_until(lambda: connected(agent, state), 30, "the MQTT source to connect")
-    load = LoadPublisher(mosquitto.port, topic, rate=50.0).start()
+    wait_mqtt_connected(agent, state)
+    load = StreamPublisher(mosquitto.port, topic, rate=50.0).start()
     wait_until(lambda: total_points(influx, "chaos", I2C) > 10, 30, "first deliveries")
 
     influx.stop()

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import List, Set
+
+from tests.harness.killed_writer import feed_numbered, run_killed
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 8
@@ -31,25 +30,8 @@ def writer(directory: str, start: int, sync: str) -> None:
 
     buf = DiskBuffer(directory, sync=sync)
     w = DurableWriter(buf, commit_interval=0.02, batch_size=300)
-    dest = Destination("chaos")
-    latest = (0, start - 1)  # (ticket, highest point number in it)
-    rng = random.Random(start)
-
-    def report() -> None:
-        while True:
-            ticket, last = latest
-            if ticket and w.wait_durable(ticket):
-                print(last, flush=True)
-            time.sleep(0.003)
-
-    threading.Thread(target=report, daemon=True).start()
-    n = start
-    while True:
-        k = rng.randint(1, 60)
-        lines = [f"chaos,w=1 v={i}i {i}" for i in range(n, n + k)]
-        latest = (w.add(lines, dest), n + k - 1)
-        n += k
-        time.sleep(0.0005)
+    feed_numbered(w, Destination("chaos"), start, start, lambda i: f"chaos,w=1 v={i}i {i}",
+                  max_batch=60, pause=0.0005)
 
 
 def read_points(directory: Path) -> List[int]:
@@ -76,19 +58,8 @@ def test_kill_9_keeps_every_durable_point_once(tmp_path: Path) -> None:
     deadline = time.monotonic() + 60
     for rnd in range(ROUNDS):
         sync = "full" if rnd % 3 == 2 else "normal"
-        proc = subprocess.Popen(
-            [sys.executable, __file__, str(directory), str(start), sync],
-            stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True,
-        )
-        try:
-            first = proc.stdout.readline()  # type: ignore[union-attr]
-            assert first, "writer died before reporting anything"
-            time.sleep(rng.uniform(0.02, 0.8))
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            rest = proc.stdout.read()  # type: ignore[union-attr]
-            proc.wait()
-        reported = max(int(x) for x in (first + rest).split())
+        reported = run_killed([sys.executable, __file__, str(directory), str(start), sync],
+                              env, ROOT, lifetime=rng.uniform(0.02, 0.8))
         must_have.update(range(start, reported + 1))
 
         points = read_points(directory)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -26,6 +24,7 @@ from typing import Callable, List, Set
 from edge_agent import InfluxDBClient, WriteOptions
 from edge_agent.buffer.disklog import DiskBuffer
 from tests.harness.fault_server import FaultServer, error_answer
+from tests.harness.killed_writer import feed_numbered, run_killed
 from tests.harness.servers import InfluxServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,26 +184,8 @@ def writer(url: str, directory: str, start: int, seed: int) -> None:
     flusher = Flusher(buf, transport, options,
                       DeadLetters(os.path.join(directory, "dead-letters.lp")))
     flusher.start()
-    dest = Destination(DB)
-    latest = (0, start - 1)  # (ticket, highest number in it)
-    rng = random.Random(seed)
-
-    def report() -> None:
-        while True:
-            ticket, last = latest
-            if ticket and durable.wait_durable(ticket):
-                print(last, flush=True)
-            time.sleep(0.003)
-
-    threading.Thread(target=report, daemon=True).start()
-    n = start
-    while True:
-        k = rng.randint(1, 80)
-        lines = [f"killed,src=w n={i}i {T0 + i}" for i in range(n, n + k)]
-        latest = (durable.add(lines, dest), n + k - 1)
-        flusher.notify()
-        n += k
-        time.sleep(0.001)
+    feed_numbered(durable, Destination(DB), start, seed, lambda i: f"killed,src=w n={i}i {T0 + i}",
+                  max_batch=80, pause=0.001, after_add=flusher.notify)
 
 
 def test_kill_9_while_influxd_flaps_keeps_every_durable_point(
@@ -230,19 +211,9 @@ def test_kill_9_while_influxd_flaps_keeps_every_durable_point(
             flaps += 1
         elif not server.running and rng.random() < 0.6:
             server.start()
-        proc = subprocess.Popen(
+        reported = run_killed(
             [sys.executable, __file__, server.url, str(directory), str(start), str(rnd)],
-            stdout=subprocess.PIPE, env=env, cwd=ROOT, text=True,
-        )
-        try:
-            first = proc.stdout.readline()  # type: ignore[union-attr]
-            assert first, f"round {rnd}: writer died before reporting anything"
-            time.sleep(rng.uniform(0.05, 1.2))
-        finally:
-            proc.send_signal(signal.SIGKILL)
-            rest = proc.stdout.read()  # type: ignore[union-attr]
-            proc.wait()
-        reported = max(int(x) for x in (first + rest).split())
+            env, ROOT, lifetime=rng.uniform(0.05, 1.2), what=f"round {rnd}: writer")
         must_have.update(range(start, reported + 1))
         # The next writer starts above anything this one may have added (a
         # durable-but-unreported tail is allowed to arrive, but never twice).

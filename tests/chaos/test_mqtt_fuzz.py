@@ -15,7 +15,9 @@ from typing import Any, List, Tuple
 
 from edge_agent.sources.mqtt.source import MqttSource
 from edge_agent.sources.mqtt.topics import TopicTemplate
-from tests.integration.test_mqtt_source import MemorySink, Publisher, config, wait_for
+from tests.harness.mqtt import Publisher, mqtt_config
+from tests.harness.sinks import MemorySink
+from tests.harness.waits import wait_for
 
 ALPHABET = "ab z,=/\\\"{}é€\t-_.+#"
 # mosquitto disconnects a client that publishes a topic with control characters.
@@ -47,7 +49,7 @@ def random_payload(rng: random.Random) -> bytes:
 def test_fuzz_through_real_broker(mosquitto: Any, tmp_path: Path) -> None:
     rng = random.Random(20240517)
     p = uuid.uuid4().hex[:6]
-    cfg = config(mosquitto.url, [
+    cfg = mqtt_config(mosquitto.url, [
         dict(topic=f"{p}/v/{{field}}", measurement="v"),
         dict(topic=f"{p}/j/{{dev}}", format="json", measurement="j"),
         dict(topic=f"{p}/k/{{dev}}", format="kv", measurement="k"),

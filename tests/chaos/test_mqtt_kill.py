@@ -14,70 +14,20 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Set
+from typing import Any, Callable, Dict
 
-import paho.mqtt.client as mqtt
-
-from tests.integration.test_agent_e2e import (
+from tests.harness.agent import (
     AgentProcess,
-    agents,  # noqa: F401  (fixture)
-    wait_until,
+    wait_mqtt_connected,
 )
+from tests.harness.mqtt import StreamPublisher
 
 SEED = int(os.environ.get("CHAOS_SEED", "20251125"))  # another seed: CHAOS_SEED=n pytest ...
 KILLS = 20
 RATE = 300.0  # msg/s: modest, the point is the kills, not the throughput
-
-
-class NumberPublisher:
-    """Publishes 0, 1, 2, ... (QoS 1) at a steady rate; ``published`` = PUBACKed."""
-
-    def __init__(self, port: int, topic: str, rate: float) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"num-{uuid.uuid4().hex[:8]}")
-        self.client.max_queued_messages_set(0)
-        self.client.max_inflight_messages_set(200)
-        self.acked: Set[int] = set()
-        self.mids: List[int] = []
-        self.client.on_publish = lambda c, u, mid, rc, props: self.acked.add(mid)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        self.topic = topic
-        self.period = 1.0 / rate
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> NumberPublisher:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        n = 0
-        while not self._stop.is_set():
-            info = self.client.publish(f"{self.topic}/s{n % 5}", str(n), qos=1)
-            self.mids.append(info.mid)
-            n += 1
-            next_at += self.period
-            time.sleep(max(0.0, next_at - time.monotonic()))
-
-    @property
-    def sent(self) -> int:
-        return len(self.mids)
-
-    def stop(self) -> int:
-        """Stop, wait for every PUBACK; the number of messages the broker accepted."""
-        self._stop.set()
-        self._thread.join(10)
-        wait_until(lambda: self.acked.issuperset(self.mids), 30, "the broker's PUBACKs")
-        assert len(set(self.mids)) == len(self.mids) < 65_535  # mids unique: count is exact
-        self.client.disconnect()
-        self.client.loop_stop()
-        return len(self.mids)
 
 
 def counts(influx: Any, db: str) -> Dict[str, int]:
@@ -120,10 +70,9 @@ sources:
     agent = agents(config).start()
     # The first connect creates the persistent session: only messages published
     # after its SUBSCRIBE are ours to keep.
-    wait_until(lambda: any(s.get("connected") for s in
-                           (agent.status(state) or {}).get("sources", [])),
-               30, "the MQTT source to connect and subscribe")
-    load = NumberPublisher(broker.port, topic, RATE).start()
+    wait_mqtt_connected(agent, state)
+    load = StreamPublisher(broker.port, topic, RATE,
+                           payload=lambda n: (f"s{n % 5}", str(n))).start()
     lifetimes = []
     for kill in range(KILLS):
         if kill:

@@ -17,15 +17,14 @@ from typing import Any, Callable, Dict, List, Optional
 import yaml
 
 import edge_agent
-from tests.harness.servers import free_port
-from tests.integration.test_agent_e2e import (
+from tests.harness.agent import (
     AgentProcess,
     agent_command,
-    agents,  # noqa: F401  (fixture)
     clean_env,
     wait_until,
     write_config,
 )
+from tests.harness.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo.yaml"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +26,8 @@ import pytest
 
 from edge_agent.agent.service import Agent
 from edge_agent.config import load_config
+from tests.harness.mqtt import StreamPublisher
+from tests.harness.waits import wait_for
 
 P = f"it{uuid.uuid4().hex[:6]}"  # topic root of this module's run (shared broker)
 SITE = {"site": "gh1"}
@@ -147,7 +148,7 @@ def open_bridge(config_text: str, influx: Any, mosquitto: Any, workdir: Path) ->
     agent.start()
     try:
         source = agent.sources[0]
-        _wait(lambda: source.connected, 30, "the MQTT source to connect")
+        wait_for(lambda: source.connected, 30, "the MQTT source to connect")
         time.sleep(0.3)  # SUBACK: the broker routes to us only after it
         b = Bridge(agent, influx, db, dict(config.tags))
         assert set(b.tags) == {"site", "host"}, b.tags
@@ -171,14 +172,6 @@ def bridge(influx: Any, mosquitto: Any, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Bridge]:
     with open_bridge(CONFIG, influx, mosquitto, tmp_path_factory.mktemp("mqtt-influx")) as b:
         yield b
-
-
-def _wait(cond: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _in_window(stamp: int, window: Tuple[int, int]) -> None:
@@ -364,8 +357,9 @@ def test_plus_matches_one_level_and_captures_nothing(bridge: Bridge) -> None:
     rows = bridge.points("plus", 2)
     assert [(r["device"], r["v"]) for r in rows] == [("d1", 1.0), ("d2", 2.0)]
     assert bridge.tag_keys("plus") == {"site", "host", "device"}
-    time.sleep(0.5)  # the non-matching ones would have arrived by now
-    assert len(bridge.points("plus", 2)) == 2
+    bridge.publish("plus/floor3/d3/z", "5")  # behind the non-matching ones: once it is in,
+    rows = bridge.points("plus", 3)  # they would be too
+    assert [(r["device"], r["v"]) for r in rows] == [("d1", 1.0), ("d2", 2.0), ("d3", 5.0)]
 
 
 def test_hash_matches_any_depth(bridge: Bridge) -> None:
@@ -381,60 +375,11 @@ def test_hash_matches_any_depth(bridge: Bridge) -> None:
 # -- broker restart mid-stream --------------------------------------------------------
 
 
-class SeqPublisher:
-    """Publishes ``{"seq": n, "ts": n}`` (QoS 1) at a steady rate from a thread.
-
-    Counts a message as published when the broker's PUBACK came back; paho
-    keeps unacked messages across the broker's restart and sends them again,
-    so at the end every message is acked and ``published`` is exact. A resend
-    may reach the broker twice (its PUBACK lost in the shutdown); the payload's
-    own timestamp makes the second copy the same point, so the count in
-    InfluxDB must equal ``published`` exactly.
-    """
-
-    def __init__(self, port: int, topic: str, rate: float) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"seq-{uuid.uuid4().hex[:8]}", clean_session=False)
-        self.client.max_queued_messages_set(0)
-        self.client.max_inflight_messages_set(100)
-        self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        self.topic = topic
-        self.period = 1.0 / rate
-        self.sent = 0
-        self.mids: List[int] = []
-        self.acked: Set[int] = set()
-        self.client.on_publish = lambda c, u, mid, rc, props: self.acked.add(mid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self) -> SeqPublisher:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        while not self._stop.is_set():
-            payload = json.dumps({"seq": self.sent, "ts": self.sent})
-            # While the broker is down paho queues the message (rc "not connected")
-            # and sends it after the reconnect; on_publish reports its PUBACK.
-            info = self.client.publish(f"{self.topic}/dev{self.sent % 4}", payload, qos=1)
-            self.mids.append(info.mid)
-            self.sent += 1
-            next_at += self.period
-            time.sleep(max(0.0, next_at - time.monotonic()))
-
-    def stop(self, timeout: float = 60.0) -> int:
-        """Stop sending; wait until every message is acked by the broker; the count."""
-        self._stop.set()
-        self._thread.join(10)
-        _wait(lambda: self.acked.issuperset(self.mids), timeout, "the broker's PUBACKs")
-        acked = len(self.mids)  # (mids are unique: far fewer than 65535 messages here)
-        assert len(set(self.mids)) == acked == self.sent
-        self.client.disconnect()
-        self.client.loop_stop()
-        return acked
+def seq_with_ts(n: int) -> Tuple[str, str]:
+    """Message ``n`` carries its own timestamp: a resend that reaches the broker twice
+    (its PUBACK lost in the broker's shutdown) is the same point, so the count in
+    InfluxDB must equal what was published exactly."""
+    return f"dev{n % 4}", json.dumps({"seq": n, "ts": n})
 
 
 def test_broker_restart_mid_stream_loses_nothing(
@@ -474,21 +419,24 @@ sources:
     agent.start()
     source = agent.sources[0]
     try:
-        _wait(lambda: source.connected, 30, "the MQTT source to connect")
+        wait_for(lambda: source.connected, 30, "the MQTT source to connect")
         time.sleep(0.3)
-        load = SeqPublisher(broker.port, topic, rate=300).start()
-        _wait(lambda: influx.count(influx_db, "seqs", "seq") > 300, 30, "load to flow")
+        load = StreamPublisher(broker.port, topic, rate=300, persistent=True,
+                               payload=seq_with_ts).start()
+        wait_for(lambda: influx.count(influx_db, "seqs", "seq") > 300, 30, "load to flow")
         broker.stop()  # graceful: mosquitto saves sessions and queued messages
-        _wait(lambda: not source.connected, 10, "the agent to see the outage")
+        wait_for(lambda: not source.connected, 10, "the agent to see the outage")
         time.sleep(1.0)  # the publisher keeps publishing into its own queue
         broker.start()
-        _wait(lambda: source.connected, 30, "the agent to reconnect")
+        wait_for(lambda: source.connected, 30, "the agent to reconnect")
         time.sleep(1.0)
         published = load.stop()
         assert published > 600
-        _wait(lambda: influx.count(influx_db, "seqs", "seq") >= published, 60,
+        wait_for(lambda: influx.count(influx_db, "seqs", "seq") >= published, 60,
               f"all {published} messages in InfluxDB")
-        time.sleep(0.5)  # a late duplicate would show up now
+        # Every message acked and the buffer empty: a duplicate would be in InfluxDB now.
+        wait_for(lambda: source.status()["unacked"] == 0 and not source.status()["queued"]
+                 and agent.buffer.stats().points == 0, 60, "the bridge and buffer to drain")
         count = influx.count(influx_db, "seqs", "seq")
         distinct = influx.rows(influx_db, 'SELECT count(distinct("seq")) FROM "seqs"')
         assert (count, int(distinct[0]["count"])) == (published, published)

@@ -2,95 +2,23 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from edge_agent.sources.mqtt.once import collect_once
 from edge_agent.sources.mqtt.source import MqttSource
+from tests.harness.mqtt import Publisher, mqtt_config
+from tests.harness.sinks import MemorySink
+from tests.harness.waits import wait_for
 
 # Running as root, mosquitto drops to the "mosquitto" user and cannot write its
 # persistence file into our temp dir: a restart would then lose the session.
-
-
-class MemorySink:
-    """The sink contract in memory; ``durable`` cleared = disk full / not committed."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.lines: List[str] = []
-        self.lock = threading.Lock()
-        self.durable = threading.Event()
-        self.durable.set()
-        self.delay = delay
-        self.tickets = 0
-        self.flushes = 0
-
-    def add(self, lines: Any, dest: Any = None) -> int:
-        if self.delay:
-            time.sleep(self.delay)
-        with self.lock:
-            self.lines.extend(lines)
-            self.tickets += 1
-            return self.tickets
-
-    def wait_durable(self, ticket: int, timeout: Optional[float] = None) -> bool:
-        return self.durable.wait(timeout) if timeout else self.durable.is_set()
-
-    def flush(self) -> None:
-        self.flushes += 1
-
-    def snapshot(self) -> List[str]:
-        with self.lock:
-            return list(self.lines)
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
-def config(url: str, subs: List[dict], **kw: Any) -> SimpleNamespace:
-    base = dict(name="bridge", url=url, client_id=f"t-{uuid.uuid4().hex[:10]}", username=None,
-                password=None, protocol=5, qos=1, clean_session=False, session_expiry=3600,
-                keepalive=30, tls=None, max_payload=256 * 1024, reconnect_max=2.0,
-                measurement=None, tags={},
-                subscriptions=[SimpleNamespace(**{**dict(format="value", measurement=None,
-                               tags=None, field=None, fields=None, types=None, time=None), **s})
-                               for s in subs])
-    base.update(kw)
-    return SimpleNamespace(**base)
-
-
-class Publisher:
-    def __init__(self, port: int) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"pub-{uuid.uuid4().hex[:8]}")
-        self.client.max_queued_messages_set(0)
-        self.client.max_inflight_messages_set(100)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def send(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(10)
-
-    def send_many(self, items: List[tuple], qos: int = 1) -> None:
-        infos = [self.client.publish(t, p, qos=qos) for t, p in items]
-        for info in infos:
-            info.wait_for_publish(30)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture
@@ -110,7 +38,7 @@ def started(cfg: SimpleNamespace, sink: MemorySink, **kw: Any) -> MqttSource:
 
 def test_each_format_end_to_end(mosquitto: Any, publisher: Publisher, tmp_path: Path) -> None:
     p = uuid.uuid4().hex[:6]
-    cfg = config(mosquitto.url, [
+    cfg = mqtt_config(mosquitto.url, [
         dict(topic=f"{p}/v/{{room}}/{{field}}", measurement="climate", tags={"source": "mqtt"}),
         dict(topic=f"{p}/z/{{device}}", format="json", measurement="zigbee",
              fields={"temperature": "temperature", "link": "linkquality"},
@@ -142,16 +70,38 @@ def test_each_format_end_to_end(mosquitto: Any, publisher: Publisher, tmp_path: 
         src.stop()
 
 
+def test_stock_paho_client_fallback_delivers_every_qos(
+        mosquitto: Any, publisher: Publisher, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A paho without the fast path's private names: the stock client, same points and acks."""
+    from edge_agent.sources.mqtt import client as fast
+
+    monkeypatch.setattr(fast, "FAST_PATH_MISSING", ("_sock_recv(bufsize)",))
+    p = uuid.uuid4().hex[:6]
+    cfg = mqtt_config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")], qos=2)
+    sink = MemorySink()
+    src = started(cfg, sink, state_dir=str(tmp_path))
+    try:
+        assert type(src._client) is mqtt.Client
+        for qos in (0, 1, 2):
+            publisher.send(f"{p}/q{qos}", str(qos).encode(), qos=qos)
+        wait_for(lambda: len(sink.snapshot()) == 3)
+        assert sorted(line.split(" ")[1] for line in sink.snapshot()) == \
+            ["q0=0", "q1=1", "q2=2"]
+        wait_for(lambda: src.status()["acked"] == 2)  # QoS 1 and 2
+    finally:
+        src.stop()
+
+
 def test_ack_only_after_durable_then_redelivered_with_same_time(
         mosquitto: Any, publisher: Publisher, tmp_path: Path) -> None:
     p = uuid.uuid4().hex[:6]
-    cfg = config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")])
+    cfg = mqtt_config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")])
     held = MemorySink()
     held.durable.clear()  # the disk never confirms
     src = started(cfg, held, state_dir=str(tmp_path))
     publisher.send_many([(f"{p}/n", str(i).encode()) for i in range(50)])
-    wait_for(lambda: len(held.snapshot()) == 50)
-    time.sleep(0.3)
+    wait_for(lambda: src.status()["unacked"] == 50, what="all 50 held, waiting for the disk")
     assert src.status()["acked"] == 0
     src.stop(timeout=1.0)
     # A new process, same client id and state dir: the broker redelivers all 50
@@ -164,16 +114,80 @@ def test_ack_only_after_durable_then_redelivered_with_same_time(
         wait_for(lambda: src2.status()["acked"] == 50)
     finally:
         src2.stop()
-    src3 = started(cfg, MemorySink(), state_dir=str(tmp_path))
-    time.sleep(0.5)
-    assert src3.status()["subscriptions"][f"{p}/{{field}}"]["messages_received"] == 0
+    last = MemorySink()
+    src3 = started(cfg, last, state_dir=str(tmp_path))
+    publisher.send(f"{p}/sentinel", b"1")  # behind anything the broker still had for us
+    wait_for(lambda: last.snapshot(), what="the sentinel")
+    assert [line.split(" ")[1] for line in last.snapshot()] == ["sentinel=1"]
+    assert src3.status()["subscriptions"][f"{p}/{{field}}"]["messages_received"] == 1
     src3.stop()
+
+
+def test_reload_handover_the_new_source_sees_what_the_old_one_wrote(
+        mosquitto: Any, publisher: Publisher, tmp_path: Path) -> None:
+    """A reload builds the new source while the old one runs: the new one must load
+    the dedup index only when it starts, after the old one stopped writing it."""
+    p = uuid.uuid4().hex[:6]
+    cfg = mqtt_config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")])
+    held = MemorySink()
+    held.durable.clear()  # nothing is acked: the broker will deliver it all again
+    old = started(cfg, held, state_dir=str(tmp_path))
+    sink = MemorySink()
+    new = MqttSource(cfg, sink, state_dir=str(tmp_path))  # built as the agent's reload does
+    publisher.send_many([(f"{p}/n", str(i).encode()) for i in range(30)])
+    wait_for(lambda: len(held.snapshot()) == 30)
+    old.stop(timeout=0.5)
+    new.start()
+    try:
+        wait_for(lambda: len(sink.snapshot()) == 30)
+        # the same receive times: InfluxDB overwrites each point with itself
+        assert sink.snapshot() == held.snapshot()
+        wait_for(lambda: new.status()["acked"] == 30)
+    finally:
+        new.stop()
+
+
+def test_an_unexpected_error_in_the_worker_does_not_end_it(
+        mosquitto: Any, publisher: Publisher, tmp_path: Path) -> None:
+    p = uuid.uuid4().hex[:6]
+    cfg = mqtt_config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")])
+    sink = MemorySink()
+    src = MqttSource(cfg, sink, state_dir=str(tmp_path))
+    process = src._process
+    failures: List[int] = []
+
+    def fails_once(msgs: Any) -> None:
+        if not failures:
+            failures.append(len(msgs))
+            raise RuntimeError("a bug")
+        process(msgs)
+
+    src._process = fails_once  # type: ignore[method-assign]
+    src.start()
+    wait_for(lambda: src.connected)
+    time.sleep(0.2)  # SUBACK
+    try:
+        publisher.send(f"{p}/a", b"1")
+        wait_for(lambda: src.status().get("worker_errors") == 1)
+        publisher.send(f"{p}/b", b"2")
+        wait_for(lambda: len(sink.snapshot()) == 1)
+        assert src.alive and sink.snapshot()[0].startswith("m b=2")
+        assert "RuntimeError: a bug" in src.status()["last_error"]
+    finally:
+        src.stop(timeout=1.0)
+    # The failed message was never acked: the next connection gets it again.
+    again = MemorySink()
+    src2 = started(cfg, again, state_dir=str(tmp_path))
+    try:
+        wait_for(lambda: [line.split(" ")[1] for line in again.snapshot()] == ["a=1"])
+    finally:
+        src2.stop()
 
 
 def test_committed_but_unacked_redelivery_is_skipped(
         mosquitto: Any, publisher: Publisher, tmp_path: Path) -> None:
     p = uuid.uuid4().hex[:6]
-    cfg = config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")])
+    cfg = mqtt_config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")])
     first = MemorySink()
     src = MqttSource(cfg, first, state_dir=str(tmp_path))
     src._ack = lambda acks: None  # type: ignore[method-assign]  # the PUBACK is lost
@@ -200,7 +214,7 @@ def test_broker_restart_mid_stream_loses_nothing(
     # mosquitto's max_queued_messages (1000 by default) counts what it holds for
     # an offline client; beyond it the broker drops. Raised here, as a user would.
     broker = mosquitto_factory("max_queued_messages 10000")
-    cfg = config(broker.url, [dict(topic="n/{field}", measurement="m")], reconnect_max=1.0)
+    cfg = mqtt_config(broker.url, [dict(topic="n/{field}", measurement="m")], reconnect_max=1.0)
     sink = MemorySink()
     sink.durable.clear()  # commits stall: the window is full of unacked messages
     src = started(cfg, sink, state_dir=str(tmp_path / "state"))
@@ -208,7 +222,10 @@ def test_broker_restart_mid_stream_loses_nothing(
     try:
         pub.send_many([("n/v", str(i).encode()) for i in range(1500)])
         wait_for(lambda: len(sink.snapshot()) >= 1000)
-        time.sleep(1.2)  # autosave_interval 1
+        saved = broker.workdir / "data" / "mosquitto.db"
+        after = time.time()
+        wait_for(lambda: saved.exists() and saved.stat().st_mtime > after,
+                 what="mosquitto's autosave (autosave_interval 1)")
         pub.close()
         broker.stop()
         assert 1000 <= len(sink.snapshot()) < 1500
@@ -221,7 +238,8 @@ def test_broker_restart_mid_stream_loses_nothing(
             return sorted(set(sink.snapshot()))
 
         wait_for(lambda: len(distinct()) >= 2000, timeout=60)
-        time.sleep(0.5)
+        # everything received is processed and acked: a redelivery stamped anew would show now
+        wait_for(lambda: src.status()["unacked"] == 0 and src.status()["queued"] == 0)
         # Redelivered in-flight messages come back as the *same* lines (same
         # receive time), which InfluxDB stores as the same points.
         values = sorted(int(line.split("=")[1].split(" ")[0]) for line in distinct())
@@ -235,7 +253,7 @@ def test_broker_restart_mid_stream_loses_nothing(
 def test_protocol_311_persistent_session(mosquitto: Any, publisher: Publisher,
                                          tmp_path: Path) -> None:
     p = uuid.uuid4().hex[:6]
-    cfg = config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")],
+    cfg = mqtt_config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")],
                  protocol="3.1.1")
     src = started(cfg, MemorySink(), state_dir=str(tmp_path))
     src.stop()
@@ -252,12 +270,12 @@ def test_update_subscriptions_subscribes_now_and_after_reconnect(
         mosquitto_factory: Callable[..., Any], tmp_path: Path) -> None:
     broker = mosquitto_factory()
     a = dict(topic="a/{field}", measurement="a")
-    cfg = config(broker.url, [a], reconnect_max=1.0)
+    cfg = mqtt_config(broker.url, [a], reconnect_max=1.0)
     sink = MemorySink()
     src = started(cfg, sink, state_dir=str(tmp_path))
     pub = Publisher(broker.port)
     try:
-        src.update_subscriptions(config(broker.url, [a, dict(topic="b/{field}",
+        src.update_subscriptions(mqtt_config(broker.url, [a, dict(topic="b/{field}",
                                                                measurement="b")]).subscriptions)
         time.sleep(0.3)
         pub.send("b/x", b"1")
@@ -279,7 +297,7 @@ def test_update_subscriptions_subscribes_now_and_after_reconnect(
 def test_bad_input_counted_acked_and_bridge_continues(
         mosquitto: Any, publisher: Publisher, tmp_path: Path) -> None:
     p = uuid.uuid4().hex[:6]
-    cfg = config(mosquitto.url, [dict(topic=f"{p}/{{dev}}", format="json", measurement="m")],
+    cfg = mqtt_config(mosquitto.url, [dict(topic=f"{p}/{{dev}}", format="json", measurement="m")],
                  max_payload=1024)
     sink = MemorySink()
     src = started(cfg, sink, state_dir=str(tmp_path))
@@ -302,7 +320,7 @@ def test_bad_input_counted_acked_and_bridge_continues(
 def test_collect_once_leaves_the_persistent_session_alone(
         mosquitto: Any, publisher: Publisher, tmp_path: Path) -> None:
     p = uuid.uuid4().hex[:6]
-    cfg = config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")])
+    cfg = mqtt_config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")])
     src = started(cfg, MemorySink(), state_dir=str(tmp_path))
     src.stop()  # the agent's session now queues for it
     publisher.send(f"{p}/r", b"7", retain=True)
@@ -314,8 +332,11 @@ def test_collect_once_leaves_the_persistent_session_alone(
     src2 = started(cfg, sink, state_dir=str(tmp_path))
     try:
         wait_for(lambda: len(sink.snapshot()) >= 1)  # still queued for the agent
-        time.sleep(0.5)
-        assert len(sink.snapshot()) == 1  # and not replayed as retained on resubscribe
+        publisher.send(f"{p}/sentinel", b"1")
+        wait_for(lambda: any("sentinel=1" in line for line in sink.snapshot()),
+                 what="the sentinel")
+        # r=7 once: not replayed as retained on resubscribe
+        assert [line.split(" ")[1] for line in sink.snapshot()] == ["r=7", "sentinel=1"]
     finally:
         src2.stop()
         publisher.send(f"{p}/r", b"", retain=True)

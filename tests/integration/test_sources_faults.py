@@ -10,7 +10,7 @@ import itertools
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -30,34 +30,13 @@ from edge_agent.sensors.emulated import (
 from edge_agent.sources.i2c import I2CSource, forget_bus, register_bus
 from edge_agent.sources.schedule import Grid
 from edge_agent.sources.serial import SerialSource
+from tests.harness.sinks import MemorySink
+from tests.harness.waits import wait_for
 
 DEST = Destination("db")
 INTERVAL = 0.2
 TOLERANCE = 0.1  # "not blocked": a blocked poll is off by >= 0.2 s; load jitter stays below
 _names = itertools.count()
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.lines: List[str] = []
-        self._lock = threading.Lock()
-
-    def add(self, lines: Sequence[str], dest: Any = None) -> int:
-        with self._lock:
-            self.lines.extend(lines)
-            return len(self.lines)
-
-    def wait_durable(self, ticket: int, timeout: Optional[float] = None) -> bool:
-        return True
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def stamp_of(line: str) -> float:
@@ -95,7 +74,7 @@ def sources() -> Iterator[List[Any]]:
         src.stop(timeout=3.0)
 
 
-def i2c_source(bus: str, driver: str, address: int, sink: ListSink, started: List[Any],
+def i2c_source(bus: str, driver: str, address: int, sink: MemorySink, started: List[Any],
                interval: float = INTERVAL, **options: Any) -> I2CSource:
     config = I2CSourceConfig(name=f"{driver}-{bus}-{address:02x}", driver=driver, bus=bus,
                              address=address, interval=interval, measurement=driver,
@@ -113,7 +92,7 @@ def test_unplug_and_replug_an_i2c_device(buses: Callable[..., str],
                                          sources: List[Any]) -> None:
     chip = SHT3xEmulator()
     bus = buses(x44=chip)
-    sink = ListSink()
+    sink = MemorySink()
     src = i2c_source(bus, "sht3x", 0x44, sink, sources)
     assert wait_for(lambda: len(sink.lines) >= 3)
 
@@ -124,9 +103,12 @@ def test_unplug_and_replug_an_i2c_device(buses: Callable[..., str],
     assert "no answer at address 0x44" in message and "errno 121" in message
     assert "\n" not in message
     at_error = len(sink.lines)
-    time.sleep(1.6)  # 8 ticks
+    assert wait_for(lambda: src.status.errors >= 3)  # the first failure and two retries
     attempts = [t for t in src.poll_times if t > unplugged]
-    assert len(attempts) <= 4  # backoff: retries after 1 s, then 2 s, not every tick
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    # backoff: retries after 1 s, then 2 s, not every 0.2 s tick (a lower bound: load
+    # can only make the gaps longer)
+    assert len(gaps) >= 2 and min(gaps) >= 0.9, gaps
     assert len(sink.lines) == at_error  # no reading while absent
     assert src.status.state == "error" and src.status.errors >= 2
 
@@ -143,7 +125,7 @@ def test_a_bad_crc_is_an_error_never_a_reading(buses: Callable[..., str],
                                                sources: List[Any]) -> None:
     chip = SHT3xEmulator()
     bus = buses(x44=chip)
-    sink = ListSink()
+    sink = MemorySink()
     src = i2c_source(bus, "sht3x", 0x44, sink, sources)
     assert wait_for(lambda: len(sink.lines) >= 2)
     chip.fault = "bad_crc"
@@ -151,8 +133,8 @@ def test_a_bad_crc_is_an_error_never_a_reading(buses: Callable[..., str],
     assert "CRC" in src.status.last_error
     measured = chip.measurements
     at_error = len(sink.lines)
-    time.sleep(1.2)
-    assert chip.measurements > measured  # the chip was read (and failed its CRC) ...
+    # the chip is read (and fails its CRC) again and again ...
+    assert wait_for(lambda: chip.measurements > measured + 2)
     assert len(sink.lines) == at_error  # ... but nothing became a point
     chip.fault = None
     assert wait_for(lambda: src.status.state == "ok" and len(sink.lines) > at_error)
@@ -166,22 +148,25 @@ def test_a_hanging_sensor_does_not_move_the_others(buses: Callable[..., str],
     stuck = SHT3xEmulator()
     stuck.hang_seconds = 0.5  # two transactions per read: 1 s, five intervals
     stuck.fault = "hang"
-    sink = ListSink()
-    hung = i2c_source(buses(x44=stuck), "sht3x", 0x44, ListSink(), sources)
+    sink = MemorySink()
+    hung = i2c_source(buses(x44=stuck), "sht3x", 0x44, MemorySink(), sources)
     others = [
         i2c_source(buses(x76=BME280Emulator()), "bme280", 0x76, sink, sources),
         i2c_source(buses(x44=SHT3xEmulator()), "sht3x", 0x44, sink, sources),
         i2c_source(buses(x23=BH1750Emulator()), "bh1750", 0x23, sink, sources, mode="low"),
     ]
-    busy_seen = wait_for(lambda: hung.status.busy_since > 0, timeout=3.0)
-    time.sleep(2.5)
-    assert busy_seen
-    assert hung.status.overruns >= 3  # skipped and counted, not piled up
+    assert wait_for(lambda: hung.status.busy_since > 0, timeout=3.0)
+
+    def lines_of(src: Any) -> List[str]:
+        return [line for line in sink.snapshot() if line.startswith(src.config.driver)
+                and f"bus={src.config.bus}" in line]
+
+    # skipped and counted, not piled up, while the others go on
+    assert wait_for(lambda: hung.status.overruns >= 3
+                    and all(len(lines_of(src)) >= 10 for src in others), timeout=30)
     grid = Grid(INTERVAL)
     for src in others:
-        mine = [stamp_of(line) for line in sink.lines if line.startswith(src.config.driver)
-                and f"bus={src.config.bus}" in line]
-        assert len(mine) >= 10, src.name
+        mine = [stamp_of(line) for line in lines_of(src)]
         worst = max(grid.deviation(t) for t in mine)
         assert worst < TOLERANCE, (src.name, worst)
         ticks = [grid.tick_of(t) for t in mine]
@@ -194,9 +179,9 @@ def test_a_sensor_hanging_on_a_shared_bus_costs_polls_not_the_schedule(
     stuck = SHT3xEmulator()
     stuck.hang_seconds = 0.4
     bus = buses(x44=stuck, x76=BME280Emulator())
-    sink = ListSink()
+    sink = MemorySink()
     healthy = i2c_source(bus, "bme280", 0x76, sink, sources)
-    hanging = i2c_source(bus, "sht3x", 0x44, ListSink(), sources)
+    hanging = i2c_source(bus, "sht3x", 0x44, MemorySink(), sources)
     assert wait_for(lambda: len(sink.lines) >= 3)
     stuck.fault = "hang"
     hung_at = time.time()
@@ -284,7 +269,7 @@ def test_devices_on_one_bus_are_serialised(buses: Callable[..., str], sources: L
         monkeypatch.setitem(sensors.I2C_DRIVERS, driver,
                             overlaps.wrap(sensors.I2C_DRIVERS[driver]))
     bus = buses(**{f"x{a:02x}": emu() for a, (_, emu, _) in CHIPS.items()})
-    sink = ListSink()
+    sink = MemorySink()
     started = [i2c_source(bus, d, a, sink, sources, **o) for a, (d, _, o) in CHIPS.items()]
     assert wait_for(lambda: all(s.status.points >= 5 for s in started))
     assert overlaps.most == 1 and overlaps.reads >= 20
@@ -295,7 +280,7 @@ def test_a_slow_conversion_does_not_hold_the_bus(buses: Callable[..., str],
     """A BH1750 converts for 180 ms of a 200 ms interval; its neighbours on the
     bus still read every tick, because the bus is free during the conversion."""
     bus = buses(x23=BH1750Emulator(), x76=BME280Emulator(), x44=SHT3xEmulator())
-    sink = ListSink()
+    sink = MemorySink()
     started = [i2c_source(bus, "bh1750", 0x23, sink, sources),
                i2c_source(bus, "bme280", 0x76, sink, sources),
                i2c_source(bus, "sht3x", 0x44, sink, sources)]
@@ -311,7 +296,7 @@ def test_the_overlap_check_sees_unlocked_reads(sources: List[Any]) -> None:
     bus = EmulatedSMBus("unlocked")
     for address, (_, emu, _) in CHIPS.items():
         bus.add(address, emu())
-    sink = ListSink()
+    sink = MemorySink()
     for address, (driver, _, options) in CHIPS.items():
         cls = overlaps.wrap(sensors.I2C_DRIVERS[driver])
         config = I2CSourceConfig(name=f"u{address}", driver=driver, bus="unlocked",
@@ -342,7 +327,7 @@ class RecordingPms(Pms5003Emulator):
         return pms5003.encode(values)
 
 
-def serial_source(port: str, sink: ListSink, started: List[Any]) -> SerialSource:
+def serial_source(port: str, sink: MemorySink, started: List[Any]) -> SerialSource:
     config = SerialSourceConfig(name="air", driver="pms5003", port=port, interval=1.0,
                                 measurement="air", tags={"room": "lab"})
     src = SerialSource(config, sink, DEST, {"agent": "test"})
@@ -358,7 +343,7 @@ def as_values(line: str) -> Dict[str, int]:
 def test_garbage_between_pms5003_frames_on_a_pty(sources: List[Any]) -> None:
     emulator = RecordingPms(interval=0.1, garbage=1.0, seed=3)  # noise before every frame
     with PtySerialDevice(emulator) as device:
-        sink = ListSink()
+        sink = MemorySink()
         src = serial_source(device.path, sink, sources)
         assert wait_for(lambda: len(sink.lines) >= 3)
         bad = bytearray(pms5003.encode(emulator.values(0.0)))
@@ -379,14 +364,15 @@ def test_a_pty_that_vanishes_and_returns_is_reopened(tmp_path: Path,
     link = tmp_path / "ttyPMS"
     device = PtySerialDevice(RecordingPms(interval=0.1), link=str(link)).start()
     try:
-        sink = ListSink()
+        sink = MemorySink()
         src = serial_source(str(link), sink, sources)
         assert wait_for(lambda: len(sink.lines) >= 3)
         first_path = device.slave_name
         device.unplug()
         assert wait_for(lambda: src.status.state == "error")
         assert "reopening" in src.status.last_error or "cannot open" in src.status.last_error
-        time.sleep(1.2)
+        errors = src.status.errors
+        assert wait_for(lambda: src.status.errors > errors)  # a reopen tried and failed
         count = len(sink.lines)
         device.replug()
         back = time.time()
@@ -398,11 +384,11 @@ def test_a_pty_that_vanishes_and_returns_is_reopened(tmp_path: Path,
 
 
 def test_emulated_url_through_the_serial_source(sources: List[Any]) -> None:
-    sink = ListSink()
+    sink = MemorySink()
     src = serial_source("emulated://pms5003?interval=0.1", sink, sources)
     assert wait_for(lambda: len(sink.lines) >= 5)
     assert set(fields_of(sink.lines[0])) == set(pms5003.FIELDS)
-    once_sink = ListSink()
+    once_sink = MemorySink()
     config = SerialSourceConfig(name="air1", driver="pms5003",
                                 port="emulated://pms5003?interval=0.1")
     readings = SerialSource(config, once_sink, DEST, {}).read_once(3.0)

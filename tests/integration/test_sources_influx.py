@@ -6,7 +6,7 @@ import os
 import threading
 import time
 import tty
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Set, Tuple
 
 import pytest
 
@@ -25,23 +25,10 @@ from edge_agent.sensors.emulated import (
 from edge_agent.sources.i2c import I2CSource, forget_bus, register_bus
 from edge_agent.sources.serial import SerialSource
 from tests.harness.servers import InfluxServer
+from tests.harness.sinks import MemorySink
 
 DEST = Destination("db")
 TAGS = {"agent": "pi-test", "site": "greenhouse"}
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.lines: List[str] = []
-        self._lock = threading.Lock()
-
-    def add(self, lines: Sequence[str], dest: Any = None) -> int:
-        with self._lock:
-            self.lines.extend(lines)
-            return len(self.lines)
-
-    def wait_durable(self, ticket: int, timeout: Optional[float] = None) -> bool:
-        return True
 
 
 def parse_value(text: str) -> Any:
@@ -88,7 +75,7 @@ def poll_lines(bus: EmulatedSMBus, driver: str, address: int, options: Dict[str,
     name = f"influx-{driver}-{address:02x}"
     register_bus(name, bus)
     try:
-        sink = ListSink()
+        sink = MemorySink()
         config = I2CSourceConfig(name=name, driver=driver, bus=name, address=address,
                                  interval=1.0, measurement=driver, tags={"room": "lab"},
                                  options=options)
@@ -130,7 +117,7 @@ def test_i2c_driver_end_to_end(case: str, influx: InfluxServer, influx_db: str) 
 
 
 def serial_lines(port: str, driver: str, options: Dict[str, Any], count: int) -> List[str]:
-    sink = ListSink()
+    sink = MemorySink()
     config = SerialSourceConfig(name=f"influx-{driver}", driver=driver, port=port,
                                 measurement=driver, tags={"room": "lab"}, options=options)
     src = SerialSource(config, sink, DEST, TAGS)

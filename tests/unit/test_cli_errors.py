@@ -111,3 +111,10 @@ def test_dry_run_does_not_need_a_state_dir(tmp_path: Path,
     out = capsys.readouterr().out
     assert "climate        ok" in out
     assert "line protocol (1 point(s), not written):" in out
+
+
+def test_an_endless_config_file_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "-c", "/dev/zero"]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        "edge-agent: /dev/zero: cannot read: not a regular file (a character device); "
+        "give the path of a YAML file")

@@ -352,7 +352,7 @@ def test_redacted_hides_secrets_and_round_trips() -> None:
         "    password: hunter2\n"
         "    subscriptions: [{topic: 'a/{field}', format: value}]\n"
         "  - {name: r, type: serial, driver: json, port: /dev/x,\n"
-        "     options: {api_key: k, mode: fast}}\n"
+        "     options: {separator: .}}\n"
     )
     redacted = config.redacted()
     dumped = yaml.safe_dump(redacted)
@@ -363,7 +363,7 @@ def test_redacted_hides_secrets_and_round_trips() -> None:
     assert redacted["influx"]["username"] == "u"
     assert redacted["influx"]["url"] == "http://u:***@influx:8086"
     assert redacted["sources"][0]["url"] == "mqtt://me:***@broker"
-    assert redacted["sources"][1]["options"] == {"api_key": "***", "mode": "fast"}
+    assert redacted["sources"][1]["options"] == {"separator": "."}  # drivers have no secrets
     again = parse(dumped)
     assert again.write == config.write and again.buffer == config.buffer
     assert again.agent == config.agent and again.tags == config.tags
@@ -449,3 +449,13 @@ def test_config_path_lookup_order() -> None:
     assert config_path_from("/x.yaml", {"EDGE_AGENT_CONFIG": "/env.yaml"}) == "/x.yaml"
     assert config_path_from(None, {"EDGE_AGENT_CONFIG": "/env.yaml"}) == "/env.yaml"
     assert config_path_from(None, {}) == "/etc/edge-agent/config.yaml"
+
+
+def test_state_dir_precedence_config_then_environment_then_default() -> None:
+    env = {"EDGE_AGENT_STATE_DIR": "/srv/edge"}
+    assert parse_config("influx: {bucket: b}\n", env=env).agent.state_dir == "/srv/edge"
+    assert parse_config("agent: {state_dir: /data/ea}\ninflux: {bucket: b}\n",
+                        env=env).agent.state_dir == "/data/ea"
+    assert parse_config("influx: {bucket: b}\n", env={}).agent.state_dir == "/var/lib/edge-agent"
+    assert parse_config("influx: {bucket: b}\n",
+                        env={"EDGE_AGENT_STATE_DIR": ""}).agent.state_dir == "/var/lib/edge-agent"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import pytest
 from serial import SerialException
@@ -16,21 +16,10 @@ from edge_agent.sensors import pms5003
 from edge_agent.sensors.emulated import EmulatedSMBus, SHT3xEmulator
 from edge_agent.sources.i2c import MAX_WAIT, I2CSource, bus_key, forget_bus, register_bus
 from edge_agent.sources.serial import SerialSource
+from tests.harness.sinks import MemorySink
 
 DEST = Destination("db")
 DEFAULT_TAGS = {"agent": "pi1", "site": "default"}
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.lines: List[str] = []
-
-    def add(self, lines: Sequence[str], dest: Any = None) -> int:
-        self.lines.extend(lines)
-        return len(self.lines)
-
-    def wait_durable(self, ticket: int, timeout: Optional[float] = None) -> bool:
-        return True
 
 
 class FakeClock:
@@ -76,7 +65,7 @@ def i2c_config(**kw: Any) -> I2CSourceConfig:
 
 
 def make_i2c(clock: FakeClock, script: Optional[Dict[int, Step]] = None, *,
-             jitter: float = 0.0, sink: Optional[ListSink] = None,
+             jitter: float = 0.0, sink: Optional[MemorySink] = None,
              dest: Destination = DEST, **config: Any) -> tuple:
     calls: List[float] = []
     made: List[ScriptedDriver] = []
@@ -85,7 +74,7 @@ def make_i2c(clock: FakeClock, script: Optional[Dict[int, Step]] = None, *,
         made.append(ScriptedDriver(script or {}, calls, clock))
         return made[-1]
 
-    sink = sink or ListSink()
+    sink = sink or MemorySink()
     src = I2CSource(i2c_config(**config), sink, dest, DEFAULT_TAGS, round_interval=True,
                     jitter=jitter, clock=clock, driver_factory=factory)
     return src, sink, calls, made
@@ -169,6 +158,39 @@ def test_an_overrun_skips_counts_and_keeps_the_grid(caplog: pytest.LogCaptureFix
     assert calls == [1001.0, 1002.0, 1003.0, 1006.0, 1007.0, 1008.0]
     assert src.status.overruns == 2
     assert any("skipped 2 poll(s)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_slow_sensor_at_a_short_interval_logs_overruns_once_a_minute(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(1000.3)
+
+    def slow() -> Dict[str, Any]:
+        clock.advance(0.3)  # every read takes 0.3 s at a 0.2 s interval
+        return {"temperature": 20.0}
+
+    script: Dict[int, Step] = {n: slow for n in range(1, 2000)}
+    src, _, _, _ = make_i2c(clock, script, interval=0.2)
+    with caplog.at_level(logging.WARNING, "edge_agent.source"):
+        drive(src, clock, until=1000.3 + 150)
+    overruns = [r.getMessage() for r in caplog.records if "longer than" in r.getMessage()]
+    assert src.status.overruns > 300  # every read overran, and each is counted
+    assert len(overruns) == 3, overruns  # at 0 s, 60 s and 120 s: not 5 a second
+    assert "more in the last 60 s)" in overruns[1]
+
+
+def test_a_flapping_sensor_logs_its_errors_once_a_minute(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(1000.3)
+    absent = OSError(121, "Remote I/O error")
+    script: Dict[int, Step] = {n: absent for n in range(1, 3000, 2)}  # every other read fails
+    src, sink, _, _ = make_i2c(clock, script, interval=0.2)
+    with caplog.at_level(logging.INFO, "edge_agent.source"):
+        drive(src, clock, until=1000.3 + 150)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    again = [r.getMessage() for r in caplog.records if "reading again" in r.getMessage()]
+    assert src.status.errors > 50 and sink.lines  # it really flapped, and each is counted
+    assert len(errors) == 3 and len(again) == 3, (errors, again)  # at 0, 60 and 120 s
+    assert "more in the last 60 s)" in errors[1]
 
 
 def test_jitter_delays_each_poll_within_its_bound() -> None:
@@ -266,7 +288,7 @@ def test_a_busy_bus_skips_the_poll_without_blaming_the_device() -> None:
     bus.add(0x44, SHT3xEmulator())
     lock = register_bus("unit-busy", bus)
     try:
-        src = I2CSource(i2c_config(bus="unit-busy", interval=0.1), ListSink(), DEST,
+        src = I2CSource(i2c_config(bus="unit-busy", interval=0.1), MemorySink(), DEST,
                         DEFAULT_TAGS)
         assert src.poll() is not None  # the real SHT3x driver on the registered bus
         with lock:
@@ -324,7 +346,7 @@ def pm25_of(line: str) -> int:
 
 
 def test_serial_frames_become_points_and_garbage_does_not() -> None:
-    sink = ListSink()
+    sink = MemorySink()
     bad = bytearray(frame(99))
     bad[-1] ^= 0xFF  # wrong checksum
     stream = (b"\x00\xffjunk" + frame(11) + b"\x42\x42\x13" + bytes(bad)
@@ -343,7 +365,7 @@ def test_serial_frames_become_points_and_garbage_does_not() -> None:
 
 
 def test_a_vanished_port_is_reopened_with_backoff() -> None:
-    sink = ListSink()
+    sink = MemorySink()
     clock = FakeClock(100.0)
     src: Any = None
     gone = SerialException("device reports readiness to read but returned no data")
@@ -378,7 +400,7 @@ def test_a_vanished_port_is_reopened_with_backoff() -> None:
 
 
 def test_read_once_asks_a_passive_sensor_and_closes_the_port() -> None:
-    sink = ListSink()
+    sink = MemorySink()
     port = FakePort([b"", frame(5)], lambda: None)
     src = SerialSource(serial_config(options={"mode": "passive"}), sink, DEST, DEFAULT_TAGS,
                        opener=lambda c: port)
@@ -392,7 +414,7 @@ def test_read_once_asks_a_passive_sensor_and_closes_the_port() -> None:
 def test_read_once_reports_a_silent_port() -> None:
     clock = FakeClock(0.0)
     port = FakePort([], lambda: clock.advance(0.5))
-    src = SerialSource(serial_config(), ListSink(), DEST, DEFAULT_TAGS, clock=clock,
+    src = SerialSource(serial_config(), MemorySink(), DEST, DEFAULT_TAGS, clock=clock,
                        opener=lambda c: port)
     assert src.read_once(2.0) == []
     assert src.status.last_error == "no valid frame from /dev/ttyFAKE within 2s"
@@ -402,7 +424,7 @@ def test_read_once_reports_a_silent_port() -> None:
 def test_a_stopped_source_reports_stopped() -> None:
     clock = FakeClock(0.0)
     started = threading.Event()
-    src = SerialSource(serial_config(), ListSink(), DEST, DEFAULT_TAGS, clock=clock,
+    src = SerialSource(serial_config(), MemorySink(), DEST, DEFAULT_TAGS, clock=clock,
                        opener=lambda c: FakePort([], started.set))
     src.start()
     assert started.wait(5.0)

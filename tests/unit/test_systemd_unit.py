@@ -47,3 +47,12 @@ def test_unit_keeps_what_the_agent_needs():
     parser = configparser.ConfigParser(strict=False, interpolation=None)
     parser.read_string(UNIT.read_text())  # well-formed sections
     assert parser.get("Install", "WantedBy") == "multi-user.target"
+
+
+def test_the_state_dir_variable_the_unit_sets_is_the_one_the_agent_reads():
+    from edge_agent.config import parse_config
+
+    env = dict(v.split("=", 1) for v in _settings()["Environment"])
+    assert env["EDGE_AGENT_STATE_DIR"] == "/var/lib/" + _settings()["StateDirectory"][0]
+    config = parse_config("influx: {bucket: b}\n", env={"EDGE_AGENT_STATE_DIR": "/run/x"})
+    assert config.agent.state_dir == "/run/x"

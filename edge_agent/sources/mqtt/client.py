@@ -6,28 +6,42 @@ calls and a ``select`` per packet) and decodes QoS 0/1 PUBLISH packets itself,
 straight into the source's queue, without building ``MQTTMessage`` and MQTT 5
 ``Properties`` objects; QoS 2 and every other packet take paho's own path.
 It overrides two of paho's private methods (``_sock_recv``,
-``_handle_publish``): paho is pinned to 2.x, and ``decode_publish`` is tested
-against paho's own decoder.
+``_handle_publish``) and reads a few of its private attributes: those names are
+checked once at import (:data:`FAST_PATH_MISSING`), and when a paho release lacks
+one the source uses paho's stock client (:func:`client_class`, one warning).
+``decode_publish`` is tested against paho's own decoder.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import random
 from typing import Any, Callable, Optional, Tuple, Union
 from urllib.parse import urlsplit
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.exception import MalformedPacket
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from ...errors import ConfigError
 from ...retry import RetrySchedule
 from .payloads import _opt
 from .tls import ConnectErrors, configure_tls
 
+#: What pyproject declares; the import check below says the same thing in one line.
+PAHO_RANGE = ">=2.0,<3"
+try:
+    import paho.mqtt
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    mqtt.CallbackAPIVersion  # noqa: B018 - the 2.x constructor API; absent before 2.0
+except (ImportError, AttributeError) as exc:
+    raise ImportError(f"the MQTT source needs paho-mqtt {PAHO_RANGE} ({exc}); "
+                      f"install it with: pip install 'paho-mqtt{PAHO_RANGE}'") from None
+
 __all__ = ["DEFAULT_RECEIVE_MAXIMUM", "DEFAULT_RECONNECT_MAX", "DEFAULT_SESSION_EXPIRY",
-           "backoff_delay", "decode_publish"]
+           "FAST_PATH_MISSING", "backoff_delay", "client_class", "decode_publish"]
+
+log = logging.getLogger("edge_agent.sources.mqtt")
 
 DEFAULT_RECEIVE_MAXIMUM = 1000  # QoS 1 messages in flight towards us
 
@@ -129,13 +143,68 @@ class _Client(mqtt.Client):
             topic, payload, qos, mid, dup = decode_publish(
                 header, self._in_packet["packet"], self._protocol == mqtt.MQTTv5)
         except ValueError as exc:
-            raise MalformedPacket(str(exc)) from None
+            return _malformed(self, str(exc))
         if qos == 3:
-            raise MalformedPacket("PUBLISH with QoS 3")
+            return _malformed(self, "PUBLISH with QoS 3")
         sink(topic, payload, qos, mid, dup)
         if qos == 1 and not self._manual_ack:
             return self._send_puback(mid)
         return mqtt.MQTT_ERR_SUCCESS
+
+
+def _malformed(client: mqtt.Client, reason: str) -> mqtt.MQTTErrorCode:
+    # What paho 2.2 does with its own MalformedPacket (a protocol error: paho drops
+    # the connection), written here so every 2.x behaves the same: 2.0 and 2.1 have
+    # no paho.mqtt.exception, and an exception would end their network thread.
+    client._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", reason)
+    return mqtt.MQTT_ERR_PROTOCOL
+
+
+#: paho's private names the fast path relies on: methods it overrides or calls
+#: (with their parameters) and attributes it reads on a client instance.
+_PRIVATE_METHODS = {"_sock_recv": ("bufsize",), "_handle_publish": (), "_send_puback": ("mid",),
+                    "_easy_log": ("level", "fmt"), "loop_read": ("max_packets",)}
+_PRIVATE_ATTRIBUTES = ("_in_packet", "_protocol", "_manual_ack", "_sock")
+
+
+def missing_private_names(base: Any) -> Tuple[str, ...]:
+    """The private names of :data:`_PRIVATE_METHODS` / :data:`_PRIVATE_ATTRIBUTES`
+    that paho client class ``base`` lacks (or has with other parameters)."""
+    missing = []
+    for name, params in _PRIVATE_METHODS.items():
+        method = getattr(base, name, None)
+        try:
+            names = tuple(inspect.signature(method).parameters)[1:] if method else None
+        except (TypeError, ValueError):
+            names = None
+        if names is None or names[:len(params)] != params:
+            missing.append(f"{name}({', '.join(params)})")
+    try:
+        probe = base(mqtt.CallbackAPIVersion.VERSION2)  # no I/O: paho connects later
+        missing += [name for name in _PRIVATE_ATTRIBUTES if not hasattr(probe, name)]
+        if not isinstance(getattr(probe, "_in_packet", None), dict):
+            missing.append("_in_packet (a dict)")
+    except Exception as exc:  # an API change this check cannot foresee: fall back
+        missing.append(f"a client instance ({exc})")
+    return tuple(dict.fromkeys(missing))
+
+
+#: Checked once at import: empty when this paho has what ``_Client`` needs.
+FAST_PATH_MISSING = missing_private_names(mqtt.Client)
+_warned = False
+
+
+def client_class() -> Any:
+    """``_Client`` when this paho has the private names it uses, else paho's stock
+    client (every message then takes paho's path and ``on_message``); one warning."""
+    global _warned
+    if not FAST_PATH_MISSING:
+        return _Client
+    if not _warned:
+        _warned = True
+        log.warning("mqtt: paho-mqtt %s lacks %s; using its stock client (slower receive path)",
+                    getattr(paho.mqtt, "__version__", "?"), ", ".join(FAST_PATH_MISSING))
+    return mqtt.Client
 
 
 def backoff_delay(attempt: int, cap: float, rng: random.Random, base: float = 1.0) -> float:

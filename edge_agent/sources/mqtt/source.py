@@ -60,13 +60,14 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ...lineproto.encoder import LineEncoder
 from ...retry import RetrySchedule
+from ...throttle import LogThrottle
 from .client import (
     DEFAULT_RECEIVE_MAXIMUM,
     DEFAULT_RECONNECT_MAX,
     _build_client,
-    _Client,
     _protocol,
     backoff_delay,
+    client_class,
 )
 from .dedup import DedupIndex, index_path, message_digest
 from .payloads import MessageParser, Rejected, _opt
@@ -124,8 +125,12 @@ class MqttSource:
                                         self._encoder)
         self.stats: Dict[str, SubscriptionStats] = {
             p.template.template: SubscriptionStats() for p in self._parsers}
-        self._index = (DedupIndex(index_path(state_dir, self.client_id))
-                       if state_dir and self.qos > 0 else None)
+        # Opened by start(), not here: on a reload the new source is built while the
+        # old one still runs and writes this index; loading it before the old one
+        # stopped would miss its last rows, and redeliveries become second points.
+        self._index_path = (index_path(state_dir, self.client_id)
+                            if state_dir and self.qos > 0 else None)
+        self._index: Optional[DedupIndex] = None
         # Filled by the network thread, emptied by the worker. deque.append and
         # popleft are atomic: no lock, and the Event is set only when the deque
         # goes from empty to non-empty (the worker clears it before draining).
@@ -143,15 +148,16 @@ class MqttSource:
         self._stopping = False
         self._stop = threading.Event()
         self._stop_timeout = 10.0
-        self._last_log: Dict[str, Tuple[float, int]] = {}
+        self._throttle = LogThrottle(log, log_interval)
         self._flushed_ticket: Optional[int] = None
         self._not_durable_since: Optional[float] = None
         self.counters: Dict[str, Any] = {
             "connects": 0, "disconnects": 0, "last_error": "", "messages_unmatched": 0,
-            "qos0_dropped": 0, "stale_acks": 0, "acked": 0, "backpressure": False}
+            "qos0_dropped": 0, "stale_acks": 0, "acked": 0, "backpressure": False,
+            "worker_errors": 0}
         self._client, self._connect = _build_client(
             config, self.client_id, self.persistent, manual_ack=True,
-            receive_maximum=receive_maximum, client_class=_Client)
+            receive_maximum=receive_maximum, client_class=client_class())
         self._client.publish_sink = self._enqueue
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -163,7 +169,9 @@ class MqttSource:
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        """Start connecting (in the background) and processing messages."""
+        """Open the dedup index, start connecting (in the background) and processing."""
+        if self._index_path is not None and self._index is None:
+            self._index = DedupIndex(self._index_path)
         self._worker.start()
         self._connect()
 
@@ -179,6 +187,7 @@ class MqttSource:
         self._client.loop_stop()
         if self._index is not None:
             self._index.close()
+            self._index = None
 
     @property
     def alive(self) -> bool:
@@ -277,7 +286,8 @@ class MqttSource:
                         self.counters["last_error"], delay, self._attempt)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        # QoS 2 only: _Client hands QoS 0 and 1 to _enqueue directly.
+        # QoS 2 only: _Client hands QoS 0 and 1 to _enqueue directly (all QoS with
+        # paho's stock client, the fallback of client_class()).
         self._enqueue(msg._topic, bytes(msg.payload), msg.qos, msg.mid, msg.dup)
 
     def _enqueue(self, topic: bytes, payload: bytes, qos: int, mid: int, dup: bool) -> None:
@@ -294,6 +304,23 @@ class MqttSource:
     # -- worker -----------------------------------------------------------------
 
     def _run(self) -> None:
+        while True:
+            try:
+                self._work()
+                return
+            except Exception as exc:  # a bug must not end the bridge: the watchdog would
+                # The messages of the batch that failed stay unacked; the broker sends
+                # them again on the next connection and the dedup index sorts them out.
+                self.counters["worker_errors"] += 1
+                self.counters["last_error"] = f"unexpected error: {type(exc).__name__}: {exc}"
+                self._throttle.log(logging.ERROR, "worker", "mqtt %s: unexpected error in the "
+                                   "worker: %s: %s; carrying on", self.name,
+                                   type(exc).__name__, exc)
+                log.debug("mqtt %s: traceback", self.name, exc_info=True)
+                if self._stop.wait(0.5):
+                    return
+
+    def _work(self) -> None:
         deadline: Optional[float] = None
         while True:
             if self._stop.is_set() and deadline is None:
@@ -404,8 +431,8 @@ class MqttSource:
                 return True, fn()
             except Exception as exc:  # a full disk, a closed buffer: keep the messages unacked
                 self.counters["last_error"] = f"cannot {what}: {exc}"
-                self._log_once("sink", "mqtt %s: cannot %s: %s; not acking, retrying",
-                               self.name, what, exc)
+                self._throttle.warning("sink", "mqtt %s: cannot %s: %s; not acking, retrying",
+                                       self.name, what, exc)
                 if self._stop.is_set():
                     return False, None
                 failures += 1
@@ -429,9 +456,10 @@ class MqttSource:
                     self._not_durable_since = now
                 elif now - self._not_durable_since > 5.0:
                     self.counters["backpressure"] = True
-                    self._log_once("durable", "mqtt %s: the disk buffer has not committed for "
-                                   "%.0f s; holding acks (the broker keeps the messages)",
-                                   self.name, now - self._not_durable_since)
+                    self._throttle.warning(
+                        "durable", "mqtt %s: the disk buffer has not committed for %.0f s; "
+                        "holding acks (the broker keeps the messages)",
+                        self.name, now - self._not_durable_since)
                 return
             self._not_durable_since = None
             self.counters["backpressure"] = False
@@ -458,16 +486,5 @@ class MqttSource:
         stats.messages_rejected += 1
         stats.last_reject_reason = reason
         stats.last_reject_topic = topic
-        self._log_once(f"reject:{topic.split('/', 1)[0]}",
-                       "mqtt %s: rejected a message on %r: %s", self.name, topic, reason)
-
-    def _log_once(self, key: str, fmt: str, *args: Any) -> None:
-        """Log at most once per ``log_interval`` per key, with the count suppressed since."""
-        now = time.monotonic()
-        last, suppressed = self._last_log.get(key, (-1e18, 0))
-        if now - last >= self.log_interval:
-            extra = f" ({suppressed} more since the last report)" if suppressed else ""
-            log.warning(fmt + extra, *args)
-            self._last_log[key] = (now, 0)
-        else:
-            self._last_log[key] = (last, suppressed + 1)
+        self._throttle.warning(f"reject:{topic.split('/', 1)[0]}",
+                               "mqtt %s: rejected a message on %r: %s", self.name, topic, reason)
