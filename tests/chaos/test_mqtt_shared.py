@@ -20,12 +20,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, List
 
-from tests.chaos.test_mqtt_kill import NumberPublisher, counts
-from tests.integration.test_agent_e2e import (
-    AgentProcess,
-    agents,  # noqa: F401  (fixture)
-    wait_until,
-)
+from tests.chaos.test_mqtt_kill import counts
+from tests.harness.agent import AgentProcess
+from tests.harness.mqtt import StreamPublisher
+from tests.harness.waits import wait_for as wait_until
 
 SEED = int(os.environ.get("CHAOS_SEED", "20251201"))
 BRIDGES, KILLS, RATE = 3, 3, 300.0
@@ -73,7 +71,8 @@ def test_shared_subscription_three_bridges_one_killed_every_message_once(
         wait_until(lambda a=agent, k=n: connected(a, k), 30,  # type: ignore[misc]
                    f"bridge {n} to connect and subscribe")
     rng = random.Random(SEED)
-    load = NumberPublisher(broker.port, topic, RATE).start()
+    load = StreamPublisher(broker.port, topic, RATE,
+                           payload=lambda n: (f"s{n % 5}", str(n))).start()
     victim = fleet[0]
     lifetimes = []
     for _ in range(KILLS):

@@ -16,12 +16,12 @@ from typing import Any, Dict, Iterator
 
 import pytest
 
+from tests.harness.waits import wait_for as _wait
 from tests.integration.test_mqtt_influx import (
     CONFIG_HEAD,
     Bridge,
     P,
     _in_window,
-    _wait,
     open_bridge,
 )
 

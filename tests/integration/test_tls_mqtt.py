@@ -20,8 +20,8 @@ import pytest
 from edge_agent.errors import ConfigError
 from edge_agent.sources.mqtt.once import collect_once
 from edge_agent.sources.mqtt.source import MqttSource
+from tests.harness.sinks import MemorySink
 from tests.harness.tls_servers import tls13_refusal_lines
-from tests.integration.test_mqtt_source import MemorySink
 
 
 def bridge(url: str, topic: str = "tls", **tls: Any) -> Dict[str, Any]:

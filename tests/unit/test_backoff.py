@@ -56,7 +56,7 @@ def test_mqtt_sink_retry_waits_the_schedules_nominal_delays(
         return "ok"
 
     fake = types.SimpleNamespace(counters={}, name="m", _stop=threading.Event(),
-                                 _log_once=lambda *args: None)
+                                 _throttle=types.SimpleNamespace(warning=lambda *args: None))
     assert mqtt_source.MqttSource._retry(fake, "add to the buffer", flaky) == (True, "ok")
     policy = RetrySchedule(retry_interval=0.1, max_retry_delay=5.0)
     assert slept == [policy.nominal(k) for k in range(1, 9)]
