@@ -51,18 +51,15 @@ def read_status(config: Config) -> Optional[Dict[str, Any]]:
 
 
 def _offline_status(config: Config) -> Dict[str, Any]:
-    from ..buffer.segment import BufferStats
-    from .store import buffer_dir, open_buffer
+    """What a stopped agent left, read without the writer lock and without writing."""
+    from ..buffer.ledger import read_ledger
+    from .store import buffer_dir, read_buffer_state
 
-    if not os.path.isdir(buffer_dir(config)):
-        return {"buffer": BufferStats(0, 0, 0, None).as_dict(),
-                "counters": {}, "sources": [], "dead_letters": []}
-    buffer = open_buffer(config)
-    try:
-        return {"buffer": buffer.stats().as_dict(),
-                "counters": buffer.counters.snapshot(), "sources": [], "dead_letters": []}
-    finally:
-        buffer.close()
+    meta = read_buffer_state(config) or read_ledger(buffer_dir(config)) or {}
+    buffer = {"points": int(meta.get("points") or 0), "segments": int(meta.get("segments") or 0),
+              "bytes": int(meta.get("bytes") or 0), "oldest": None}
+    return {"buffer": buffer, "counters": dict(meta.get("counters") or {}), "sources": [],
+            "dead_letters": []}
 
 
 def status(config: Config, out: TextIO) -> int:
@@ -79,8 +76,8 @@ def status(config: Config, out: TextIO) -> int:
     out.write(f"buffer: {buf['points']} point(s) in {buf['segments']} segment(s), "
               f"{buf['bytes']} bytes, oldest {oldest_text}\n")
     counters = data.get("counters", {})
-    names = ("accepted", "written", "rejected", "evicted", "dropped_invalid", "write_errors",
-             "retries")
+    names = ("accepted", "written", "rejected", "evicted", "dropped_invalid",
+             "dropped_disk_full", "lost_corrupt", "write_errors", "retries")
     out.write("counters: " + ", ".join(f"{n} {counters.get(n, 0)}" for n in names) + "\n")
     last_ok = counters.get("last_success")
     out.write("last success: " + (time.strftime("%Y-%m-%d %H:%M:%S",

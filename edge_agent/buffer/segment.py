@@ -71,10 +71,13 @@ def encode_segment(seg: Segment) -> bytes:
     return _HEADER.pack(_MAGIC, seg.count, seg.first_time, len(key)) + key + seg.data
 
 
-def decode_segment(value: Any, dest_of: Callable[[str], Destination]) -> Segment:
+def decode_segment(value: Any, dest_of: Callable[[str], Destination],
+                   recount: bool = False) -> Segment:
     """The segment stored in ``value``; ``ValueError`` when it is not one we wrote.
 
     ``dest_of`` turns a destination key into a Destination (the buffer caches them).
+    A stored count that disagrees with the lines is an error, or with ``recount``
+    (salvage) replaced by the number of lines.
     """
     if type(value) is not bytes or value[:4] != _MAGIC or len(value) < _HEADER.size:
         raise ValueError("not a segment")
@@ -84,4 +87,11 @@ def decode_segment(value: Any, dest_of: Callable[[str], Destination]) -> Segment
         dest = dest_of(value[_HEADER.size:start].decode("utf-8"))
     except ValueError as exc:
         raise ValueError(f"bad destination: {exc}") from exc
-    return Segment(dest, count, value[start:], first_time)
+    data = value[start:]
+    lines = data.count(b"\n") + 1
+    if recount:
+        count = lines
+    # The count is the accounting unit: a damaged one must not count points twice.
+    if lines != count:
+        raise ValueError(f"point count {count} does not match its lines")
+    return Segment(dest, count, data, first_time)

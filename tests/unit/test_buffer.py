@@ -297,24 +297,6 @@ def test_garbage_over_sqlite_file_is_moved_aside(tmp_path: Path, caplog):
     b.close()
 
 
-def test_torn_file_after_unclean_stop_is_moved_aside(tmp_path: Path):
-    path = tmp_path / "buf"
-    b = open_buf(path)
-    for i in range(50):
-        b.append(A, lines(i * 100, 100), 100, 1.0)
-    b._cache._sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    b._cache.close()  # no clean close: the next open checks the pages
-    db = path / "cache.db"
-    size = db.stat().st_size
-    with open(db, "r+b") as f:  # tear: zero a stretch in the middle
-        f.seek(size // 2)
-        f.write(b"\0" * 16384)
-    b = open_buf(path)
-    assert b.stats().points == 0
-    assert len(corrupt_siblings(path)) == 1
-    b.close()
-
-
 def test_corruption_found_at_runtime_is_moved_aside(tmp_path: Path):
     path = tmp_path / "buf"
     b = open_buf(path)
