@@ -32,6 +32,7 @@ class Bookkeeping:
     """The totals and counters half of ``DiskBuffer`` (no segment I/O here)."""
 
     _cache: diskcache.Cache
+    total_budget: int  # max_size, or less when the filesystem cannot hold it
 
     def __init__(self, directory: str, max_size: int, max_age: float,
                  clock: Callable[[], float]) -> None:
@@ -94,7 +95,7 @@ class Bookkeeping:
         self._last_eviction = now
         if new_burst:
             why = " and ".join(
-                f"{n} points over max_size={self.max_size} bytes" if r == "size"
+                f"{n} points over the size budget of {self.total_budget} bytes" if r == "size"
                 else f"{n} points for want of room on the filesystem" if r == "disk"
                 else f"{n} points older than max_age={self.max_age:g} s"
                 for r, n in sorted(evicted.items())

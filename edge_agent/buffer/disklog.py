@@ -21,6 +21,7 @@ damaged is moved aside, every readable segment is salvaged into a fresh file
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
@@ -298,7 +299,19 @@ class DiskBuffer(SegmentLog):
         ``last_success`` is set too. Segments already evicted count nowhere here.
         """
         ids = list(ids)
-        return self._run("remove", lambda: self._remove(ids, count_as, rejected))  # type: ignore[return-value]
+        try:
+            return self._run("remove", lambda: self._remove(ids, count_as, rejected))  # type: ignore[return-value]
+        except BufferError_ as exc:
+            if len(ids) < 2 or not is_disk_full(exc):
+                raise
+        # A full disk: one segment per transaction needs only a few pages of WAL,
+        # and each transaction counts what it removes.
+        removed = 0
+        for key in ids:
+            bad = max(rejected - removed, 0)
+            one = functools.partial(self._remove, [key], count_as, bad)
+            removed += self._run("remove", one)  # type: ignore[operator]
+        return removed
 
     def _remove(self, ids: List[int], count_as: Optional[str], rejected: int) -> int:
         meta = dict(self._meta)
