@@ -92,6 +92,8 @@ class DiskBuffer(SegmentLog):
         self._head_time: Optional[float] = None
         self._head_known = False
         self._loaded = False  # bookkeeping read: counters in memory are current
+        self._in_flight: Dict[int, int] = {}  # id -> points of the last head() window
+        self._evicted_in_flight: Dict[int, int] = {}
         self._cache: diskcache.Cache
         with self._lock:
             try:
@@ -249,7 +251,12 @@ class DiskBuffer(SegmentLog):
         ``remove``.
         """
         with self._lock:
-            return self._guard(lambda: self._head(max_points, max_bytes))  # type: ignore[return-value]
+            out: List[Tuple[int, Segment]] = self._guard(  # type: ignore[assignment]
+                lambda: self._head(max_points, max_bytes))
+            # The flusher's batch: evicted while in flight, it still counts as written.
+            self._in_flight = {key: seg.count for key, seg in out}
+            self._evicted_in_flight = {}
+            return out
 
     def stats(self) -> BufferStats:
         with self._lock:
@@ -315,24 +322,28 @@ class DiskBuffer(SegmentLog):
 
     def _remove(self, ids: List[int], count_as: Optional[str], rejected: int) -> int:
         meta = dict(self._meta)
-        removed = 0
+        removed = late = 0
         with self._transaction():
             for key in ids:
                 known = self._known.get(key)
-                if known is None:
-                    if self._read(key) is None:
-                        continue
+                if known is None and self._read(key) is not None:
                     known = self._known[key]
-                if not self._cache.delete(key):
+                if known is None or not self._cache.delete(key):
+                    # Evicted while InfluxDB was taking it: delivered after all.
+                    late += self._evicted_in_flight.get(key, 0) if count_as else 0
                     continue
                 meta["points"] -= known[0]
                 meta["segments"] -= 1
                 meta["bytes"] -= known[1]
                 removed += known[0]
+            removed += late
             extra = removal_counts(count_as, removed, rejected, self._clock())
+            if late:
+                extra["evicted"] = -late
             self._write_changes(meta, {}, extra)
         for key in ids:
             self._known.pop(key, None)
+            self._evicted_in_flight.pop(key, None)
         self._head_known = False
         self._adopt(meta, {}, extra)
         return removed

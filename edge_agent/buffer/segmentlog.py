@@ -34,6 +34,8 @@ class SegmentLog(Bookkeeping):
     _known: Dict[int, Tuple[int, int]]
     _head_time: Optional[float]
     _head_known: bool
+    _in_flight: Dict[int, int]
+    _evicted_in_flight: Dict[int, int]  # evicted from that window, not yet removed
 
     # -- reading ---------------------------------------------------------------
 
@@ -166,6 +168,8 @@ class SegmentLog(Bookkeeping):
             self._head_known = False
             if seg is None:
                 continue
+            if key in self._in_flight:
+                self._evicted_in_flight[key] = seg.count
             meta["points"] -= seg.count
             meta["segments"] -= 1
             meta["bytes"] -= seg.stored_size

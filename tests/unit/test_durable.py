@@ -211,6 +211,25 @@ def test_max_pending_refuses_new_lines(buf: DiskBuffer):
     with pytest.raises(BufferError_, match="wait in memory"):
         w.add(["m v=2"], A)
     assert not w.close()  # lost: logged, reported
+    assert buf.counters.get("dropped_disk_full") == 10
+    assert buf.counters.get("accepted") == 10  # accepted = ... + dropped: exact
+
+
+def test_refused_points_at_close_are_counted_and_never_acked(buf: DiskBuffer):
+    """SIGTERM on a full disk: what waits in memory is counted by name, not acked."""
+    refusing = Refusing(buf)
+    w = DurableWriter(buf, commit_interval=30)
+    ticket = w.add(["m v=1", "m v=2", "m v=3"], A)
+    assert not w.flush()
+    assert not w.close()
+    assert not w.wait_durable(ticket, timeout=0)  # the MQTT source acks only on True
+    refusing.on = False
+    buf.close()
+    reopened = DiskBuffer(buf.directory)
+    counters = reopened.counters.snapshot()
+    assert counters["dropped_disk_full"] == 3 and counters["accepted"] == 3
+    assert reopened.stats().points == 0
+    reopened.close()
 
 
 def test_producer_faster_than_disk_waits_instead_of_failing(buf: DiskBuffer):
