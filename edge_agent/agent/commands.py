@@ -57,7 +57,7 @@ def _offline_status(config: Config) -> Dict[str, Any]:
 
     meta = read_buffer_state(config) or read_ledger(buffer_dir(config)) or {}
     buffer = {"points": int(meta.get("points") or 0), "segments": int(meta.get("segments") or 0),
-              "bytes": int(meta.get("bytes") or 0), "oldest": None}
+              "bytes": int(meta.get("bytes") or 0), "oldest": meta.get("oldest")}
     return {"buffer": buffer, "counters": dict(meta.get("counters") or {}), "sources": [],
             "dead_letters": []}
 

@@ -14,13 +14,15 @@ import json
 import os
 import shutil
 import sqlite3
+import struct
 import tempfile
 import time
 from typing import Any, Dict, Mapping, Optional
 
 import diskcache
 
-from .segment import PAGE_SIZE
+from ..destination import Destination
+from .segment import PAGE_SIZE, decode_segment
 
 __all__ = ["META_KEY", "SYNC_LEVELS", "Corrupt", "check_pages", "is_corruption", "meta_record",
            "move_aside", "open_cache", "peek_meta", "read_meta", "reserved_bytes"]
@@ -133,6 +135,8 @@ def _peek(uri: str) -> Optional[Dict[str, Any]]:
     try:
         row = conn.execute("SELECT value FROM Cache WHERE key = ? AND raw = 1",
                            (META_KEY,)).fetchone()
+        head = conn.execute("SELECT value FROM Cache WHERE typeof(key) = 'integer' "
+                            "ORDER BY key LIMIT 1").fetchone()
     except sqlite3.Error:
         return None
     finally:
@@ -143,7 +147,15 @@ def _peek(uri: str) -> Optional[Dict[str, Any]]:
     with contextlib.suppress(ValueError):
         meta = json.loads(row[0])
         if isinstance(meta, dict) and meta.get("version") == META_VERSION:
+            meta["oldest"] = _first_time(head[0] if head else None)
             return meta
+    return None
+
+
+def _first_time(value: object) -> Optional[float]:
+    """The head segment's first_time, read from its header (None when unreadable)."""
+    with contextlib.suppress(ValueError, struct.error):
+        return decode_segment(value, Destination.from_key).first_time
     return None
 
 
