@@ -146,3 +146,41 @@ def agent_state(stdout: str) -> Dict[str, Any]:
     buffer_line = next(line for line in stdout.splitlines() if line.startswith("buffer:"))
     out["buffered"] = int(buffer_line.split()[1])
     return out
+
+
+def test_buffer_on_a_full_tmpfs_evicts_removes_and_reopens_exactly(small_fs: Path) -> None:
+    """The DiskBuffer alone, step by step: no InfluxDB, every count asserted."""
+    from edge_agent.buffer.disklog import DiskBuffer
+    from edge_agent.buffer.segment import Segment
+    from edge_agent.destination import Destination
+
+    dest = Destination("full")
+    directory = small_fs / "state" / "buffer"
+    directory.parent.mkdir()
+    now = 1_700_000_000.0
+
+    def segment(i: int) -> Segment:
+        # 50 BME280 readings (fields as in the Bosch datasheet: temperature, humidity).
+        data = b"\n".join(b"bme280,host=pi temperature=21.5,humidity=40.1 %d" % (i * 50 + j)
+                          for j in range(50))
+        return Segment(dest, 50, data, now)
+
+    buf = DiskBuffer(directory, max_size=64 << 20, clock=lambda: now)
+    assert buf.total_budget < 3 << 20  # the filesystem's room, not max_size
+    for i in range(700):  # 2.8 MB of pages into a 3 MiB filesystem
+        buf.append_many([segment(i)], {"accepted": 50})
+    assert buf.counters.get("evicted") > 0  # the budget held before the disk was full
+    fill(small_fs / "other-files")
+    for i in range(700, 900):  # a full disk: still stored, the oldest evicted for room
+        buf.append_many([segment(i)], {"accepted": 50})
+    head = buf.head(5000, 1 << 24)
+    assert buf.remove([k for k, _ in head], count_as="written", rejected=1) == 5000
+    buf.close()
+    assert os.statvfs(small_fs).f_bavail * os.statvfs(small_fs).f_frsize < 1 << 20
+
+    buf = DiskBuffer(directory, max_size=64 << 20, clock=lambda: now)  # reopens on it
+    c = buf.counters.snapshot()
+    assert c["accepted"] == 900 * 50
+    assert (c["written"], c["rejected"]) == (4999, 1)
+    assert c["accepted"] == c["written"] + c["rejected"] + c["evicted"] + buf.stats().points
+    buf.close()
