@@ -1,7 +1,8 @@
 """Damaged buffer files: every readable segment salvaged and delivered, the rest counted.
 
 In the spirit of Vector's disk-buffer tests: a buffer of known segments is
-closed, its SQLite file is damaged (a torn tail, truncation, a garbage header,
+closed, its SQLite file is damaged (a torn tail, truncation, a garbage header
+or a whole garbage first page,
 16 KiB of garbage in the middle, bit flips in stored segments), and the buffer
 is drained. The oracle for what is still readable is independent of the code
 under test: the ``sqlite3`` command-line shell reads every rowid of the
@@ -112,6 +113,12 @@ def garbage_header(db: Path) -> None:
         f.write(random.Random(1).randbytes(100))
 
 
+def garbage_first_page(db: Path) -> None:
+    """The header and the schema page both garbage."""
+    with open(db, "r+b") as f:
+        f.write(random.Random(4).randbytes(4096))
+
+
 def garbage_middle(db: Path) -> None:
     with open(db, "r+b") as f:
         f.seek(db.stat().st_size // 2 // 4096 * 4096 + 1000)
@@ -131,6 +138,7 @@ def bit_flips(db: Path) -> None:
 
 DAMAGE: Dict[str, Callable[[Path], None]] = {
     "torn_tail": torn_tail, "truncated": truncated, "garbage_header": garbage_header,
+    "garbage_first_page": garbage_first_page,
     "garbage_middle": garbage_middle, "bit_flips": bit_flips,
 }
 
@@ -144,7 +152,8 @@ def test_salvage_delivers_every_readable_segment_and_counts_the_rest(
     db = path / "cache.db"
     DAMAGE[damage](db)
     oracle = readable_by_sqlite3(db)
-    if damage == "garbage_header":
+    whole = damage in ("garbage_header", "garbage_first_page")
+    if whole:
         assert oracle == {}, "the shell reads a file with a garbage header: no test"
         oracle = dict(written)  # only the header is gone: everything is readable
     caplog.set_level(logging.CRITICAL, logger="edge_agent.buffer")
@@ -156,7 +165,7 @@ def test_salvage_delivers_every_readable_segment_and_counts_the_rest(
         # Exact accounting: every accepted point was delivered or counted as lost.
         assert buf.counters.get("accepted") == buf.counters.get("written") + lost
         assert buf.counters.get("written") == sum(delivered.values())
-        if damage != "garbage_header":
+        if not whole:
             assert 0 < len(delivered) < len(written), "the damage hit nothing: no test"
             assert lost > 0
         else:
