@@ -39,6 +39,10 @@ class Segment:
     def lines(self) -> List[bytes]:
         return self.data.split(b"\n")
 
+    def count_matches(self) -> bool:
+        """The stored count is the number of lines (a damaged count would miscount)."""
+        return self.data.count(b"\n") + 1 == self.count
+
     @property
     def stored_size(self) -> int:
         """Bytes of SQLite pages this segment fills: what counts against ``max_size``.
@@ -72,11 +76,12 @@ def encode_segment(seg: Segment) -> bytes:
 
 
 def decode_segment(value: Any, dest_of: Callable[[str], Destination],
-                   recount: bool = False) -> Segment:
+                   recount: bool = False, verify: bool = True) -> Segment:
     """The segment stored in ``value``; ``ValueError`` when it is not one we wrote.
 
     ``dest_of`` turns a destination key into a Destination (the buffer caches them).
-    A stored count that disagrees with the lines is an error, or with ``recount``
+    A stored count that disagrees with the lines is an error (unless ``verify``
+    is off: the caller checks ``count_matches`` itself), or with ``recount``
     (salvage) replaced by the number of lines.
     """
     if type(value) is not bytes or value[:4] != _MAGIC or len(value) < _HEADER.size:
@@ -88,10 +93,10 @@ def decode_segment(value: Any, dest_of: Callable[[str], Destination],
     except ValueError as exc:
         raise ValueError(f"bad destination: {exc}") from exc
     data = value[start:]
-    lines = data.count(b"\n") + 1
     if recount:
-        count = lines
+        count = data.count(b"\n") + 1
+    seg = Segment(dest, count, data, first_time)
     # The count is the accounting unit: a damaged one must not count points twice.
-    if lines != count:
+    if verify and not recount and not seg.count_matches():
         raise ValueError(f"point count {count} does not match its lines")
-    return Segment(dest, count, data, first_time)
+    return seg
