@@ -3,12 +3,12 @@
 In the spirit of Vector's disk-buffer tests: a buffer of known segments is
 closed, its SQLite file is damaged (a torn tail, truncation, a garbage header,
 a whole garbage first page, 16 KiB of garbage in the middle, bit flips in
-stored segments), and the buffer is drained. The oracle for what is still readable is independent of the code
-under test: the ``sqlite3`` command-line shell reads every rowid of the
-damaged file one by one, and this test decodes the segment header itself.
-Asserted exactly: the segments delivered are the ones the shell can read (all
-of them when only the first page is garbage), and accepted = written +
-lost_corrupt.
+stored segments), and the buffer is drained. The oracle for what is still
+readable is independent of the code under test: the ``sqlite3`` command-line
+shell reads every rowid of the damaged file one by one, and this test decodes
+the segment header itself. Asserted exactly: the segments delivered are the
+ones the shell can read (all of them when only the first page is garbage),
+and accepted = written + lost_corrupt.
 """
 
 from __future__ import annotations
