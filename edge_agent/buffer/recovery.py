@@ -17,6 +17,7 @@ import sqlite3
 import struct
 import tempfile
 import time
+import urllib.parse
 from typing import Any, Dict, Mapping, Optional
 
 import diskcache
@@ -25,7 +26,8 @@ from ..destination import Destination
 from .segment import PAGE_SIZE, decode_segment
 
 __all__ = ["META_KEY", "SYNC_LEVELS", "Corrupt", "check_pages", "is_corruption", "meta_record",
-           "move_aside", "open_cache", "peek_meta", "read_meta", "reserved_bytes"]
+           "move_aside", "open_cache", "peek_meta", "read_meta", "reserved_bytes",
+           "sqlite_uri"]
 
 SYNC_LEVELS = {"normal": 1, "full": 2}
 META_KEY = "edge_agent.buffer.meta"
@@ -98,6 +100,11 @@ def meta_record(meta: Mapping[str, int], clean: bool, counters: Mapping[str, Any
 PEEK_COPY_LIMIT = 64 * 1024 * 1024
 
 
+def sqlite_uri(path: str, query: str) -> str:
+    """A SQLite ``file:`` URI for ``path`` (quoted: a state_dir may hold ``?``, ``#``, ``%``)."""
+    return f"file:{urllib.parse.quote(os.path.abspath(path))}?{query}"
+
+
 def peek_meta(directory: str) -> Optional[Dict[str, Any]]:
     """The bookkeeping of a buffer no process has open, read without writing a byte there.
 
@@ -112,9 +119,9 @@ def peek_meta(directory: str) -> Optional[Dict[str, Any]]:
     if not os.path.exists(path):
         return None
     if not os.path.exists(wal) or os.path.getsize(wal) == 0:
-        return _peek(f"file:{path}?immutable=1")
+        return _peek(sqlite_uri(path, "immutable=1"))
     if os.path.getsize(path) + os.path.getsize(wal) > PEEK_COPY_LIMIT:
-        meta = _peek(f"file:{path}?immutable=1")
+        meta = _peek(sqlite_uri(path, "immutable=1"))
         if meta is not None:
             meta["stale"] = True
         return meta
@@ -123,8 +130,8 @@ def peek_meta(directory: str) -> Optional[Dict[str, Any]]:
             shutil.copyfile(path, os.path.join(tmp, "cache.db"))
             shutil.copyfile(wal, os.path.join(tmp, "cache.db-wal"))
         except OSError:
-            return _peek(f"file:{path}?immutable=1")
-        return _peek(f"file:{os.path.join(tmp, 'cache.db')}")
+            return _peek(sqlite_uri(path, "immutable=1"))
+        return _peek(sqlite_uri(os.path.join(tmp, "cache.db"), "mode=ro"))
 
 
 def _peek(uri: str) -> Optional[Dict[str, Any]]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from ..destination import Destination
-from .recovery import META_KEY, open_cache
+from .recovery import META_KEY, open_cache, sqlite_uri
 from .segment import PAGE_SIZE, Segment, decode_segment
 
 __all__ = ["Salvage", "salvage"]
@@ -80,7 +80,7 @@ def salvage(directory: str, dest_of: Callable[[str], Destination]) -> Salvage:
 
 
 def _connect(path: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0)
+    conn = sqlite3.connect(sqlite_uri(path, "mode=ro"), uri=True, timeout=1.0)
     conn.execute("PRAGMA query_only=1")
     return conn
 

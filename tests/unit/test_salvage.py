@@ -239,3 +239,20 @@ def test_ledger_keeps_ids_monotonic_after_a_move_aside(tmp_path: Path) -> None:
     assert buf.append(A, b"m v=9", 1, 1.0) > ids[-1]
     assert buf.counters.get("written") == 5
     buf.close()
+
+
+def test_salvage_and_status_read_a_state_dir_with_uri_characters(tmp_path: Path) -> None:
+    from edge_agent.buffer.recovery import peek_meta
+
+    path = tmp_path / "site ?#%41 dir" / "buffer"
+    written, total = build(path)
+    meta = peek_meta(str(path))
+    assert meta is not None and meta["points"] == total
+    garbage_middle(path / "cache.db")
+    buf, delivered = drain(path)
+    try:
+        assert 0 < len(delivered) < len(written)
+        assert buf.counters.get("accepted") == (buf.counters.get("written")
+                                                + buf.counters.get("lost_corrupt"))
+    finally:
+        buf.close()
