@@ -59,7 +59,7 @@ def _offline_status(config: Config) -> Dict[str, Any]:
     buffer = {"points": int(meta.get("points") or 0), "segments": int(meta.get("segments") or 0),
               "bytes": int(meta.get("bytes") or 0), "oldest": meta.get("oldest")}
     return {"buffer": buffer, "counters": dict(meta.get("counters") or {}), "sources": [],
-            "dead_letters": []}
+            "dead_letters": [], "stale": bool(meta.get("stale"))}
 
 
 def status(config: Config, out: TextIO) -> int:
@@ -75,6 +75,9 @@ def status(config: Config, out: TextIO) -> int:
     oldest_text = f"{time.time() - float(oldest):.0f}s old" if oldest else "none"
     out.write(f"buffer: {buf['points']} point(s) in {buf['segments']} segment(s), "
               f"{buf['bytes']} bytes, oldest {oldest_text}\n")
+    if data.get("stale"):
+        out.write("  (as of the last checkpoint: the agent did not stop cleanly; the next "
+                  "start counts the rest)\n")
     counters = data.get("counters", {})
     names = ("accepted", "written", "rejected", "evicted", "dropped_invalid",
              "dropped_disk_full", "lost_corrupt", "write_errors", "retries")
