@@ -47,7 +47,7 @@ from .recovery import (
 from .salvage import salvage
 from .segment import BufferStats, Segment
 from .segmentlog import SegmentLog
-from .space import Space, is_disk_full
+from .space import fit, is_disk_full
 
 __all__ = ["DEFAULT_MAX_AGE", "DEFAULT_MAX_SIZE", "BufferStats", "DiskBuffer", "Segment",
            "reserved_bytes"]
@@ -108,16 +108,7 @@ class DiskBuffer(SegmentLog):
 
     def _fit_to_filesystem(self) -> None:
         """The effective budget: max_size, or what the filesystem can give."""
-        os.makedirs(self.directory, exist_ok=True)
-        self.space = Space(self.directory)
-        self.space.ensure_reserve()
-        room = self.space.room()
-        self.total_budget = min(self.max_size, room)
-        if room < self.max_size:
-            logger.warning(
-                "disk buffer %s: buffer.max_size is %d bytes but the filesystem has room "
-                "for %d; the buffer keeps at most that much (oldest data evicted first)",
-                self.directory, self.max_size, room)
+        self.space, self.total_budget = fit(self.directory, self.max_size)
         # The WAL, the shared memory file and SQLite's own pages are reserved
         # first; segments count the pages they fill (Segment.stored_size).
         self.data_budget = max(self.total_budget - reserved_bytes(self.total_budget), 0)

@@ -20,8 +20,9 @@ import errno
 import logging
 import os
 import sqlite3
+from typing import Tuple
 
-__all__ = ["HEADROOM", "RESERVE_BYTES", "Space", "is_disk_full"]
+__all__ = ["HEADROOM", "RESERVE_BYTES", "Space", "fit", "is_disk_full"]
 
 logger = logging.getLogger("edge_agent.buffer")
 
@@ -108,3 +109,18 @@ class Space:
                        "so the buffer can keep deleting delivered data and counting",
                        self.directory, RESERVE_BYTES // 1024)
         return True
+
+
+def fit(directory: str, max_size: int) -> Tuple[Space, int]:
+    """The buffer's space and its size budget: ``max_size``, or less when the
+    filesystem cannot hold it (warned: once per open, i.e. once at start)."""
+    os.makedirs(directory, exist_ok=True)
+    space = Space(directory)
+    space.ensure_reserve()
+    room = space.room()
+    if room < max_size:
+        logger.warning(
+            "disk buffer %s: buffer.max_size is %d bytes but the filesystem has room "
+            "for %d; the buffer keeps at most that much (oldest data evicted first)",
+            directory, max_size, room)
+    return space, min(max_size, room)
