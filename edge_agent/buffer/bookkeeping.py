@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Optional
 
 import diskcache
 
-from .counters import Counters, Value
+from .counters import Counters, Value, merge
 from .ledger import LEDGER_INTERVAL, read_ledger, write_ledger
 from .recovery import META_KEY, meta_record
 
@@ -67,11 +67,7 @@ class Bookkeeping:
         points = sum(evicted.values())
         if points:
             snap["evicted"] = int(snap.get("evicted") or 0) + points
-        for name, value in (extra or {}).items():
-            if name.startswith("last_"):
-                snap[name] = value
-            else:
-                snap[name] = int(snap.get(name) or 0) + int(value or 0)
+        merge(snap, extra or {})
         self._write_meta(False, meta, snap)
 
     def _adopt(

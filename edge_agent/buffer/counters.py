@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Dict, Mapping, Optional, Union
 
-__all__ = ["COUNTS", "VALUES", "Counters", "removal_counts"]
+__all__ = ["COUNTS", "VALUES", "Counters", "merge", "removal_counts"]
 
 # Point counts, all starting at 0.
 COUNTS = (
@@ -35,6 +35,15 @@ VALUES = (
 )
 
 Value = Union[int, float, str, None]
+
+
+def merge(into: Dict[str, Value], values: Mapping[str, Value]) -> None:
+    """Add the counts in ``values`` to ``into``; set its last-values (``last_*``)."""
+    for name, value in values.items():
+        if name.startswith("last_"):
+            into[name] = value
+        else:
+            into[name] = int(into.get(name) or 0) + int(value or 0)
 
 
 def removal_counts(count_as: Optional[str], removed: int, rejected: int,
@@ -90,11 +99,9 @@ class Counters:
 
     def apply(self, values: Mapping[str, Value]) -> None:
         """Add counts and set last-values (``last_*``) from one mapping."""
-        for name, value in values.items():
-            if name.startswith("last_"):
-                self.set(name, value)
-            else:
-                self.add(name, int(value or 0))
+        with self._lock:
+            merge(self._values, values)
+            self._dirty = self._dirty or bool(values)
 
     def get(self, name: str) -> Value:
         with self._lock:
