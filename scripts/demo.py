@@ -31,7 +31,8 @@ from tests.harness.servers import InfluxServer  # noqa: E402  (the tests' own in
 
 DB = "edge_demo"
 CHART_SERIES = ("bme280", "temperature")  # (measurement, field) drawn at the end
-COUNTER_NAMES = ("written", "rejected", "evicted", "dropped_invalid")
+COUNTER_NAMES = ("written", "rejected", "evicted", "dropped_invalid", "dropped_disk_full",
+                 "lost_corrupt")
 
 
 def read_status(state: Path) -> Optional[Dict[str, Any]]:
@@ -170,15 +171,15 @@ def run(seconds: float, outage: float, folder: Path) -> Dict[str, Any]:
 
 def report(s: Dict[str, Any]) -> bool:
     stored = sum(s["stored"].values())
-    lost = s["accepted"] - s["written"] - s["rejected"] - s["evicted"] - s["dropped_invalid"] \
-        - s["buffered"]
+    dropped = s["dropped_invalid"] + s["dropped_disk_full"] + s["lost_corrupt"]
+    lost = s["accepted"] - s["written"] - s["rejected"] - s["evicted"] - dropped - s["buffered"]
     print("\npoints read per source: " + ", ".join(f"{k} {v}" for k, v in s["read"].items()))
     print("stored in InfluxDB (queried back): " + ", ".join(
         f"{k} {v}" for k, v in sorted(s["stored"].items())) + f"; total {stored}")
     print(f"outage: influxd stopped for {s['outage_seconds']} s; up to "
           f"{s['outage_backlog_max']} points waited on disk")
     print(f"accounting: accepted {s['accepted']} = written {s['written']} + rejected "
-          f"{s['rejected']} + evicted {s['evicted']} + dropped {s['dropped_invalid']} + "
+          f"{s['rejected']} + evicted {s['evicted']} + dropped {dropped} + "
           f"buffered {s['buffered']}" + ("" if lost == 0 else f"  (MISSING {lost})"))
     ok = lost == 0 and stored == s["accepted"] and s["agent_exit"] == 0
     print("every accepted point is in InfluxDB, nothing lost" if ok else

@@ -51,20 +51,17 @@ def read_status(config: Config) -> Optional[Dict[str, Any]]:
 
 
 def _offline_status(config: Config) -> Dict[str, Any]:
-    from ..buffer.segment import BufferStats
+    """What a stopped agent left, read without the writer lock and without writing."""
+    from ..buffer.ledger import read_ledger
     from ..delivery.transport import strip_userinfo
-    from .store import buffer_dir, open_buffer
+    from .store import buffer_dir, read_buffer_state
 
-    delivery = {"url": strip_userinfo(config.influx.url), "rate": None}
-    if not os.path.isdir(buffer_dir(config)):
-        return {"buffer": BufferStats(0, 0, 0, None).as_dict(), "delivery": delivery,
-                "counters": {}, "sources": [], "dead_letters": []}
-    buffer = open_buffer(config)
-    try:
-        return {"buffer": buffer.stats().as_dict(), "delivery": delivery,
-                "counters": buffer.counters.snapshot(), "sources": [], "dead_letters": []}
-    finally:
-        buffer.close()
+    meta = read_buffer_state(config) or read_ledger(buffer_dir(config)) or {}
+    buffer = {"points": int(meta.get("points") or 0), "segments": int(meta.get("segments") or 0),
+              "bytes": int(meta.get("bytes") or 0), "oldest": meta.get("oldest")}
+    return {"buffer": buffer, "counters": dict(meta.get("counters") or {}), "sources": [],
+            "dead_letters": [], "stale": bool(meta.get("stale")),
+            "delivery": {"url": strip_userinfo(config.influx.url), "rate": None}}
 
 
 def status(config: Config, out: TextIO, as_json: bool = False) -> int:

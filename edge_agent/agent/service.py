@@ -259,12 +259,20 @@ class Agent:
     def write_status(self) -> None:
         path = os.path.join(self.config.agent.state_dir, STATUS_FILE)
         tmp = path + ".tmp"
+        text = json.dumps(self.snapshot(), default=str)
         try:
             with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump(self.snapshot(), handle, default=str)
+                handle.write(text)
             os.replace(tmp, path)
         except OSError as exc:
-            log.warning("cannot write %s: %s", path, exc)
+            # A full disk has no block for a new file: overwrite the old one in place
+            # (its block is already there), so `edge-agent status` still works.
+            try:
+                with open(path, "r+", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.truncate()
+            except OSError:
+                log.warning("cannot write %s: %s", path, exc)
 
     def write_internal_metrics(self) -> None:
         snap = self.snapshot()

@@ -70,6 +70,9 @@ def _buffer_lines(data: Dict[str, Any], now: float) -> Iterable[str]:
     if oldest:
         line += f", oldest {ago(now - float(oldest))} old"
     yield line
+    if data.get("stale"):
+        yield "  (as of the last checkpoint: the agent did not stop cleanly; the next start " \
+              "counts the rest)"
     rate = (data.get("delivery") or {}).get("rate")
     if rate:
         yield f"  draining {rate:,.0f} points/s, empty in about {ago(buf['points'] / rate)}"
@@ -86,7 +89,8 @@ def _delivery_lines(data: Dict[str, Any], now: float) -> Iterable[str]:
         yield f"  last error: {counters['last_error']}"
     names = ("accepted", "written", "rejected", "evicted", "dropped_invalid")
     yield "counters: " + "  ".join(f"{n.split('_')[0]} {counters.get(n, 0):,}" for n in names)
-    extra = {n: counters.get(n, 0) for n in ("write_errors", "retries") if counters.get(n)}
+    extra = {n: counters.get(n, 0) for n in ("dropped_disk_full", "lost_corrupt", "write_errors",
+                                               "retries") if counters.get(n)}
     if extra:
         yield "  " + "  ".join(f"{n} {v:,}" for n, v in extra.items())
 

@@ -1,17 +1,22 @@
 """Where the agent keeps its data in ``agent.state_dir``: the buffer and the dead letters.
 
 One place for the paths and settings, shared by the agent, ``--once`` and ``status``.
+Whoever opens the buffer for writing holds the state directory's lock
+(:mod:`edge_agent.buffer.lock`) until the buffer is closed; ``status`` reads
+without it (``read_buffer_state``).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any, Dict, Optional
 
 from ..buffer.deadletter import DeadLetters
 from ..buffer.disklog import DiskBuffer
+from ..buffer.lock import StateLock
 from ..config import Config
 
-__all__ = ["buffer_dir", "open_buffer", "open_dead_letters"]
+__all__ = ["buffer_dir", "open_buffer", "open_dead_letters", "read_buffer_state"]
 
 
 def buffer_dir(config: Config) -> str:
@@ -19,9 +24,26 @@ def buffer_dir(config: Config) -> str:
 
 
 def open_buffer(config: Config) -> DiskBuffer:
-    """The disk buffer with the config's budget and sync level."""
-    return DiskBuffer(buffer_dir(config), max_size=config.buffer.max_size,
-                      max_age=config.buffer.max_age, sync=config.buffer.sync)
+    """The disk buffer with the config's budget and sync level, this process its only writer.
+
+    Raises ``BufferError_`` (one line naming the pid) when another process holds
+    the state directory.
+    """
+    os.makedirs(config.agent.state_dir, exist_ok=True)
+    lock = StateLock.acquire(config.agent.state_dir)
+    try:
+        return DiskBuffer(buffer_dir(config), max_size=config.buffer.max_size,
+                          max_age=config.buffer.max_age, sync=config.buffer.sync, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def read_buffer_state(config: Config) -> Optional[Dict[str, Any]]:
+    """The stopped buffer's totals and counters, read without writing anything."""
+    from ..buffer.recovery import peek_meta
+
+    return peek_meta(buffer_dir(config))
 
 
 def open_dead_letters(config: Config) -> DeadLetters:

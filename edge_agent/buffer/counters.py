@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Dict, Mapping, Optional, Union
 
-__all__ = ["COUNTS", "VALUES", "Counters"]
+__all__ = ["COUNTS", "VALUES", "Counters", "merge", "removal_counts"]
 
 # Point counts, all starting at 0.
 COUNTS = (
@@ -25,6 +25,8 @@ COUNTS = (
     "write_errors",  # failed delivery attempts (any non-2xx answer or no answer)
     "retries",  # delivery retries scheduled
     "buffer_errors",  # failed appends to the disk buffer (disk full, I/O errors)
+    "dropped_disk_full",  # points the disk refused and that could not wait in memory
+    "lost_corrupt",  # points in a damaged buffer file that could not be read back
 )
 # Last-value entries, None until first set.
 VALUES = (
@@ -33,6 +35,33 @@ VALUES = (
 )
 
 Value = Union[int, float, str, None]
+
+
+def merge(into: Dict[str, Value], values: Mapping[str, Value]) -> None:
+    """Add the counts in ``values`` to ``into``; set its last-values (``last_*``)."""
+    for name, value in values.items():
+        if name.startswith("last_"):
+            into[name] = value
+        else:
+            into[name] = int(into.get(name) or 0) + int(value or 0)
+
+
+def removal_counts(count_as: Optional[str], removed: int, rejected: int,
+                   now: float) -> Dict[str, Value]:
+    """What removing ``removed`` delivered points adds to the counters.
+
+    ``rejected`` of them were dead-lettered and count as "rejected", the rest as
+    ``count_as``; "written" also sets ``last_success``.
+    """
+    if not count_as or not removed:
+        return {}
+    bad = min(max(rejected, 0), removed)
+    out: Dict[str, Value] = {count_as: removed - bad}
+    if bad:
+        out["rejected"] = bad
+    if count_as == "written":
+        out["last_success"] = now
+    return out
 
 
 class Counters:
@@ -67,6 +96,12 @@ class Counters:
         with self._lock:
             self._values.update(values)
             self._dirty = True
+
+    def apply(self, values: Mapping[str, Value]) -> None:
+        """Add counts and set last-values (``last_*``) from one mapping."""
+        with self._lock:
+            merge(self._values, values)
+            self._dirty = self._dirty or bool(values)
 
     def get(self, name: str) -> Value:
         with self._lock:

@@ -200,11 +200,20 @@ class DurableWriter:
             self._done.notify_all()
             lost = self._waiting
         if lost:
+            # Handed to us, never stored: accepted and dropped for a named reason.
+            self.count_refused(lost)
+            self._unsealed_accepted = 0
             logger.error(
-                "closing with %d points that the disk buffer refused; they are lost", lost
+                "closing with %d points that the disk buffer refused (disk full?); they are "
+                "lost, counted in dropped_disk_full", lost
             )
             return False
         return True
+
+    def count_refused(self, points: int) -> None:
+        """Count points the disk refused that nobody will offer again (a polled reading)."""
+        self.buffer.counters.add("accepted", points)
+        self.buffer.counters.add("dropped_disk_full", points)
 
     def __enter__(self) -> DurableWriter:
         return self

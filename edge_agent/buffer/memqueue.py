@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import deque
-from typing import Deque, List, Sequence, Tuple
+from typing import Deque, List, Optional, Sequence, Tuple
 
 from ..destination import Destination
-from .counters import Counters
+from .counters import Counters, removal_counts
 from .segment import Segment
 
 __all__ = ["MemoryQueue"]
@@ -49,14 +50,19 @@ class MemoryQueue:
                 size += len(seg.data) + 1
         return out
 
-    def remove(self, ids: Sequence[int]) -> int:
-        """Drop these segments; returns the points removed (missing ids are ignored)."""
+    def remove(self, ids: Sequence[int], count_as: Optional[str] = None,
+               rejected: int = 0) -> int:
+        """Drop these segments; returns the points removed (missing ids are ignored).
+
+        With ``count_as`` the points are counted as DiskBuffer.remove counts them.
+        """
         gone = set(ids)
         with self._lock:
             kept = deque(item for item in self._items if item[0] not in gone)
             removed = sum(seg.count for seg_id, seg in self._items if seg_id in gone)
             self.points -= removed
             self._items = kept
+        self.counters.apply(removal_counts(count_as, removed, rejected, time.time()))
         return removed
 
     def __len__(self) -> int:

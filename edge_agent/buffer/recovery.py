@@ -9,18 +9,25 @@ and no mmap with a small page cache so memory stays small.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import sqlite3
+import struct
+import tempfile
 import time
+import urllib.parse
 from typing import Any, Dict, Mapping, Optional
 
 import diskcache
 
-from .segment import PAGE_SIZE
+from ..destination import Destination
+from .segment import PAGE_SIZE, decode_segment
 
 __all__ = ["META_KEY", "SYNC_LEVELS", "Corrupt", "check_pages", "is_corruption", "meta_record",
-           "move_aside", "open_cache", "read_meta", "reserved_bytes"]
+           "move_aside", "open_cache", "peek_meta", "read_meta", "reserved_bytes",
+           "sqlite_uri"]
 
 SYNC_LEVELS = {"normal": 1, "full": 2}
 META_KEY = "edge_agent.buffer.meta"
@@ -86,6 +93,77 @@ def meta_record(meta: Mapping[str, int], clean: bool, counters: Mapping[str, Any
     record["clean"] = clean
     record["counters"] = dict(counters)
     return json.dumps(record)
+
+
+# After a kill -9, reading the WAL would rebuild the -shm: status reads a copy
+# when the files are at most this large, else the last checkpoint only.
+PEEK_COPY_LIMIT = 64 * 1024 * 1024
+
+
+def sqlite_uri(path: str, query: str) -> str:
+    """A SQLite ``file:`` URI for ``path`` (quoted: a state_dir may hold ``?``, ``#``, ``%``)."""
+    return f"file:{urllib.parse.quote(os.path.abspath(path))}?{query}"
+
+
+def peek_meta(directory: str) -> Optional[Dict[str, Any]]:
+    """The bookkeeping of a buffer no process has open, read without writing a byte there.
+
+    A cleanly closed buffer has no WAL: the file is read as immutable (no lock,
+    no -shm). After a kill -9 the file and its WAL are copied to a temporary
+    directory and read there (SQLite would otherwise rebuild the -shm); above
+    ``PEEK_COPY_LIMIT`` only the last checkpoint is read and ``"stale"`` is set.
+    ``None`` when there is no readable record.
+    """
+    path = os.path.join(directory, "cache.db")
+    wal = path + "-wal"
+    if not os.path.exists(path):
+        return None
+    if not os.path.exists(wal) or os.path.getsize(wal) == 0:
+        return _peek(sqlite_uri(path, "immutable=1"))
+    if os.path.getsize(path) + os.path.getsize(wal) > PEEK_COPY_LIMIT:
+        meta = _peek(sqlite_uri(path, "immutable=1"))
+        if meta is not None:
+            meta["stale"] = True
+        return meta
+    with tempfile.TemporaryDirectory(prefix="edge-agent-status-") as tmp:
+        try:
+            shutil.copyfile(path, os.path.join(tmp, "cache.db"))
+            shutil.copyfile(wal, os.path.join(tmp, "cache.db-wal"))
+        except OSError:
+            return _peek(sqlite_uri(path, "immutable=1"))
+        return _peek(sqlite_uri(os.path.join(tmp, "cache.db"), "mode=ro"))
+
+
+def _peek(uri: str) -> Optional[Dict[str, Any]]:
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=1.0)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute("SELECT value FROM Cache WHERE key = ? AND raw = 1",
+                           (META_KEY,)).fetchone()
+        head = conn.execute("SELECT value FROM Cache WHERE typeof(key) = 'integer' "
+                            "ORDER BY key LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+    if row is None or not isinstance(row[0], str):
+        return None
+    with contextlib.suppress(ValueError):
+        meta = json.loads(row[0])
+        if isinstance(meta, dict) and meta.get("version") == META_VERSION:
+            meta["oldest"] = _first_time(head[0] if head else None)
+            return meta
+    return None
+
+
+def _first_time(value: object) -> Optional[float]:
+    """The head segment's first_time, read from its header (None when unreadable)."""
+    with contextlib.suppress(ValueError, struct.error):
+        return decode_segment(value, Destination.from_key).first_time
+    return None
 
 
 class Corrupt(Exception):

@@ -39,6 +39,10 @@ class Segment:
     def lines(self) -> List[bytes]:
         return self.data.split(b"\n")
 
+    def count_matches(self) -> bool:
+        """The stored count is the number of lines (a damaged count would miscount)."""
+        return self.data.count(b"\n") + 1 == self.count
+
     @property
     def stored_size(self) -> int:
         """Bytes of SQLite pages this segment fills: what counts against ``max_size``.
@@ -71,10 +75,14 @@ def encode_segment(seg: Segment) -> bytes:
     return _HEADER.pack(_MAGIC, seg.count, seg.first_time, len(key)) + key + seg.data
 
 
-def decode_segment(value: Any, dest_of: Callable[[str], Destination]) -> Segment:
+def decode_segment(value: Any, dest_of: Callable[[str], Destination],
+                   recount: bool = False, verify: bool = True) -> Segment:
     """The segment stored in ``value``; ``ValueError`` when it is not one we wrote.
 
     ``dest_of`` turns a destination key into a Destination (the buffer caches them).
+    A stored count that disagrees with the lines is an error (unless ``verify``
+    is off: the caller checks ``count_matches`` itself), or with ``recount``
+    (salvage) replaced by the number of lines.
     """
     if type(value) is not bytes or value[:4] != _MAGIC or len(value) < _HEADER.size:
         raise ValueError("not a segment")
@@ -84,4 +92,11 @@ def decode_segment(value: Any, dest_of: Callable[[str], Destination]) -> Segment
         dest = dest_of(value[_HEADER.size:start].decode("utf-8"))
     except ValueError as exc:
         raise ValueError(f"bad destination: {exc}") from exc
-    return Segment(dest, count, value[start:], first_time)
+    data = value[start:]
+    if recount:
+        count = data.count(b"\n") + 1
+    seg = Segment(dest, count, data, first_time)
+    # The count is the accounting unit: a damaged one must not count points twice.
+    if verify and not recount and not seg.count_matches():
+        raise ValueError(f"point count {count} does not match its lines")
+    return seg

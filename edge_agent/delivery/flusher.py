@@ -56,7 +56,8 @@ class SegmentQueue(Protocol):
 
     def head(self, max_points: int, max_bytes: int) -> Sequence[Tuple[int, Any]]: ...
 
-    def remove(self, ids: Sequence[int]) -> int: ...
+    def remove(self, ids: Sequence[int], count_as: Optional[str] = None,
+               rejected: int = 0) -> int: ...
 
     def __len__(self) -> int: ...  # segments waiting
 
@@ -249,7 +250,6 @@ class Flusher:
 
     def _delivered(self, dest: Destination, ids: List[int], body: bytes, written: int,
                    rejected: List[Tuple[bytes, WriteResult]]) -> None:
-        counters = self.queue.counters
         if rejected:
             by_reason: dict = {}
             for line, result in rejected:
@@ -260,17 +260,16 @@ class Flusher:
                     self.dead_letters.add(dest, lines, status, message)
                 log.warning("InfluxDB rejected %d line(s) for %s (HTTP %s: %s); moved to the "
                             "dead-letter file", len(lines), dest.bucket, status, message)
-            counters.add("rejected", len(rejected))
             if self.callbacks.error is not None:
                 bad = "\n".join(line.decode("utf-8", "replace") for line, _ in rejected)
                 first = rejected[0][1]
                 self._call(self.callbacks.error, dest, bad,
                            WriteError(first.message, first.status))
-        removed = self.queue.remove(ids)
-        # A segment evicted by the budget while it was in flight is counted as evicted.
-        written = max(0, min(written, removed - len(rejected)))
-        counters.add("written", written)
-        counters.set("last_success", time.time())
+        # "written" and "rejected" are counted in the transaction that removes the
+        # segments: a kill -9 can neither count them twice nor lose them. A segment
+        # evicted by the budget while it was in flight stays counted as evicted.
+        removed = self.queue.remove(ids, count_as="written", rejected=len(rejected))
+        written = max(0, removed - len(rejected))
         if self._schedule.attempt:
             log.info("InfluxDB writes succeed again (%s)", dest.bucket)
         self._schedule = self._schedule.reset()

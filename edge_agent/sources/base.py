@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence
 
 from ..destination import Destination
+from ..errors import BufferError_
 from ..lineproto.encoder import LineEncoder
 from ..throttle import LogThrottle
 
@@ -122,7 +123,14 @@ class Source:
             if line is not None:
                 lines.append(line)
         if lines:
-            self.sink.add(lines, self.dest)
+            try:
+                self.sink.add(lines, self.dest)
+            except BufferError_ as exc:  # the disk refuses writes: this reading is lost
+                count_refused = getattr(self.sink, "count_refused", None)
+                if count_refused is not None:
+                    count_refused(len(lines))
+                self.failed(f"reading dropped: {exc}")
+                return 0
         self.status.reads += 1
         self.status.points += len(lines)
         if readings:

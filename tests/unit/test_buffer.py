@@ -246,9 +246,31 @@ def test_remove_with_stale_ids_after_eviction(tmp_path: Path):
     window = b.head(20, 1 << 20)
     assert [i for i, _ in window] == ids[:2]
     b.append(A, seg, 10, 1.0)  # evicts ids[0] while the flusher holds it
-    assert b.remove([i for i, _ in window], count_as="written") == 10
-    assert b.counters.get("written") == 10 and b.counters.get("evicted") == 10
+    assert b.counters.get("evicted") == 10
+    # InfluxDB took the whole window: the evicted segment counts as written after all.
+    assert b.remove([i for i, _ in window], count_as="written") == 20
+    assert b.counters.get("written") == 20 and b.counters.get("evicted") == 0
     assert b.stats().points == 20
+    # A window that was not delivered: its evicted segment stays evicted.
+    window = b.head(20, 1 << 20)
+    b.append(A, seg, 10, 1.0)
+    b.append(A, seg, 10, 1.0)  # evicts window[0]
+    b.head(20, 1 << 20)  # the next attempt is another window
+    assert b.remove([i for i, _ in window], count_as="written") == 10
+    assert b.counters.get("evicted") == 10 and b.counters.get("written") == 30
+    b.close()
+
+
+def test_remove_counts_written_and_rejected_in_its_transaction(tmp_path: Path):
+    b = open_buf(tmp_path / "buf")
+    ids = [b.append(A, lines(i * 10, 10), 10, 1.0) for i in range(3)]
+    assert b.remove(ids[:2], count_as="written", rejected=3) == 20
+    b._cache.close()  # a kill -9 right after the commit: the counts are in it
+    b = open_buf(tmp_path / "buf")
+    assert (b.counters.get("written"), b.counters.get("rejected")) == (17, 3)
+    assert isinstance(b.counters.get("last_success"), float)
+    assert b.remove(ids[2:], count_as="written", rejected=99) == 10  # never more than removed
+    assert (b.counters.get("written"), b.counters.get("rejected")) == (17, 13)
     b.close()
 
 
@@ -294,24 +316,6 @@ def test_garbage_over_sqlite_file_is_moved_aside(tmp_path: Path, caplog):
     b.close()
     b = open_buf(path)  # reopens cleanly: no second move
     assert b.stats().points == 2 and len(corrupt_siblings(path)) == 1
-    b.close()
-
-
-def test_torn_file_after_unclean_stop_is_moved_aside(tmp_path: Path):
-    path = tmp_path / "buf"
-    b = open_buf(path)
-    for i in range(50):
-        b.append(A, lines(i * 100, 100), 100, 1.0)
-    b._cache._sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    b._cache.close()  # no clean close: the next open checks the pages
-    db = path / "cache.db"
-    size = db.stat().st_size
-    with open(db, "r+b") as f:  # tear: zero a stretch in the middle
-        f.seek(size // 2)
-        f.write(b"\0" * 16384)
-    b = open_buf(path)
-    assert b.stats().points == 0
-    assert len(corrupt_siblings(path)) == 1
     b.close()
 
 

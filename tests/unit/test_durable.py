@@ -211,6 +211,25 @@ def test_max_pending_refuses_new_lines(buf: DiskBuffer):
     with pytest.raises(BufferError_, match="wait in memory"):
         w.add(["m v=2"], A)
     assert not w.close()  # lost: logged, reported
+    assert buf.counters.get("dropped_disk_full") == 10
+    assert buf.counters.get("accepted") == 10  # accepted = ... + dropped: exact
+
+
+def test_refused_points_at_close_are_counted_and_never_acked(buf: DiskBuffer):
+    """SIGTERM on a full disk: what waits in memory is counted by name, not acked."""
+    refusing = Refusing(buf)
+    w = DurableWriter(buf, commit_interval=30)
+    ticket = w.add(["m v=1", "m v=2", "m v=3"], A)
+    assert not w.flush()
+    assert not w.close()
+    assert not w.wait_durable(ticket, timeout=0)  # the MQTT source acks only on True
+    refusing.on = False
+    buf.close()
+    reopened = DiskBuffer(buf.directory)
+    counters = reopened.counters.snapshot()
+    assert counters["dropped_disk_full"] == 3 and counters["accepted"] == 3
+    assert reopened.stats().points == 0
+    reopened.close()
 
 
 def test_producer_faster_than_disk_waits_instead_of_failing(buf: DiskBuffer):
@@ -295,3 +314,26 @@ def test_a_lone_surrogate_does_not_stop_the_writer(tmp_path):
     assert segments[0].data.startswith(b'm s="?"')
     writer.close()
     buffer.close()
+
+
+def test_a_polled_reading_the_disk_refuses_is_counted_not_lost_silently(
+        buf: DiskBuffer) -> None:
+    """An I2C reading meets a full disk (max_pending waiting): dropped, by name, and the
+    source keeps polling."""
+    from edge_agent.config.model import I2CSourceConfig
+    from edge_agent.sources.i2c import I2CSource
+
+    Refusing(buf)
+    w = DurableWriter(buf, commit_interval=30, max_pending=2)
+    config = I2CSourceConfig(name="climate", driver="sht3x", bus="test", address=0x44,
+                             interval=1.0, measurement="climate")
+    src = I2CSource(config, w, A, {}, driver_factory=lambda: None)
+    assert src.emit([{"temperature": 21.5, "humidity": 40.0}], 1) == 1
+    assert src.emit([{"temperature": 21.6, "humidity": 40.1}], 2) == 1
+    w.flush()  # the disk refuses: both wait in memory, max_pending reached
+    assert src.emit([{"temperature": 21.7, "humidity": 40.2}], 3) == 0
+    assert src.status.state == "error" and "dropped" in src.status.last_error
+    assert buf.counters.get("dropped_disk_full") == 1
+    assert not w.close()  # the two waiting in memory are counted at close
+    assert buf.counters.get("dropped_disk_full") == 3
+    assert buf.counters.get("accepted") == 3
