@@ -18,16 +18,16 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable
 
-from tests.integration.test_agent_e2e import (
+from tests.harness.agent import (
     AgentProcess,
-    agents,  # noqa: F401  (fixture)
     final_counters,
+    identity,
     total_points,
-    wait_until,
     write_config,
 )
+from tests.harness.waits import wait_for as wait_until
 
 I2C = ("climate", "humidity", "soil")
 
@@ -38,15 +38,6 @@ def counter(agent: AgentProcess, state: Path, name: str) -> int:
 
 def buffered(agent: AgentProcess, state: Path) -> int:
     return int(((agent.status(state) or {}).get("buffer") or {}).get("points") or -1)
-
-
-def identity(counters: Dict[str, Any], buffer_points: int) -> Dict[str, int]:
-    out = {name: int(counters.get(name) or 0) for name in (
-        "accepted", "written", "rejected", "evicted", "lost_corrupt")}
-    out["dropped"] = sum(int(v or 0) for k, v in counters.items()
-                         if k.startswith("dropped_") and k != "dropped_invalid")
-    out["buffered"] = buffer_points
-    return out
 
 
 def test_kill_9_rounds_keep_the_accounting_identity_exact(

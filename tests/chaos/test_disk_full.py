@@ -23,15 +23,14 @@ from typing import Any, Callable, Dict, Iterator
 
 import pytest
 
-from tests.chaos.test_accounting_kill import identity
-from tests.integration.test_agent_e2e import (
+from tests.harness.agent import (
     AgentProcess,
-    agents,  # noqa: F401  (fixture)
+    identity,
+    run,
     total_points,
-    wait_until,
     write_config,
 )
-from tests.integration.test_cli import run
+from tests.harness.waits import wait_for as wait_until
 
 I2C = ("climate", "humidity", "soil")
 

@@ -17,15 +17,14 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from tests.chaos.test_accounting_kill import identity
-from tests.integration.test_agent_e2e import (
+from tests.harness.agent import (
     AgentProcess,
-    agents,  # noqa: F401  (fixture)
     final_counters,
+    identity,
     total_points,
-    wait_until,
     write_config,
 )
+from tests.harness.waits import wait_for as wait_until
 
 I2C = ("climate", "humidity", "soil")
 SALVAGED = re.compile(r"DISK BUFFER CORRUPT: .* salvaged (\d+) points in (\d+) segments.*"

@@ -213,3 +213,21 @@ def wait_mqtt_delivered(influx: Any, db: str, published: int, timeout: float = 6
     """Until InfluxDB holds (at least) ``published`` points of the MQTT measurement."""
     wait_for(lambda: mqtt_counts(influx, db)[0] >= published, timeout,
              f"all {published} MQTT messages in InfluxDB")
+
+
+def run(*args: str, cwd: Optional[Path] = None, env: Optional[Dict[str, str]] = None,
+        timeout: float = 120.0) -> subprocess.CompletedProcess:
+    """``edge-agent ARGS`` as a user runs it, output captured."""
+    return subprocess.run(agent_command(*args), capture_output=True, text=True, cwd=cwd,
+                          env=clean_env(**(env or {})), timeout=timeout)
+
+
+def identity(counters: Dict[str, Any], buffer_points: int) -> Dict[str, int]:
+    """The accounting identity's terms: accepted = written + rejected + evicted + lost_corrupt
+    + dropped + buffered."""
+    out = {name: int(counters.get(name) or 0) for name in (
+        "accepted", "written", "rejected", "evicted", "lost_corrupt")}
+    out["dropped"] = sum(int(v or 0) for k, v in counters.items()
+                         if k.startswith("dropped_") and k != "dropped_invalid")
+    out["buffered"] = buffer_points
+    return out

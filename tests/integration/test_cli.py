@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, List
 
 import yaml
 
 import edge_agent
 from tests.harness.agent import (
     AgentProcess,
-    agent_command,
-    clean_env,
+    run,
     wait_until,
     write_config,
 )
@@ -29,12 +27,6 @@ from tests.harness.servers import free_port
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "config" / "demo.yaml"
 TOKEN = "tok-7f3e9c1d5b2a-do-not-print"
-
-
-def run(*args: str, cwd: Optional[Path] = None, env: Optional[Dict[str, str]] = None,
-        timeout: float = 120.0) -> subprocess.CompletedProcess:
-    return subprocess.run(agent_command(*args), capture_output=True, text=True, cwd=cwd,
-                          env=clean_env(**(env or {})), timeout=timeout)
 
 
 def once_config(path: Path, state: Path, url: str, db: str) -> Path:

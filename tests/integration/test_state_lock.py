@@ -17,13 +17,12 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable, Dict, Tuple
 
-from tests.integration.test_agent_e2e import (
+from tests.harness.agent import (
     AgentProcess,
-    agents,  # noqa: F401  (fixture)
-    wait_until,
+    run,
     write_config,
 )
-from tests.integration.test_cli import run
+from tests.harness.waits import wait_for as wait_until
 
 HOLDER = textwrap.dedent("""
     import sys, time
@@ -64,7 +63,7 @@ def test_second_agent_on_one_state_dir_is_refused_naming_the_pid(
     # status beside the running agent: it reads, the agent keeps its lock.
     status = run("status", "-c", str(config))
     assert status.returncode == 0 and status.stdout.startswith(
-        f"agent: running (pid {first.pid}"), status.stdout + status.stderr
+        f"agent: running, pid {first.pid}, "), status.stdout + status.stderr
     assert first.proc is not None and first.proc.poll() is None
 
     first.send(signal.SIGTERM)
