@@ -8,6 +8,7 @@ import time
 from typing import Any, Dict, Optional, TextIO
 
 from ..config import Config
+from ..sources.mqtt.ledger import status_lines as mqtt_status_lines
 
 __all__ = ["check_config", "status", "read_status"]
 
@@ -57,10 +58,12 @@ def _offline_status(config: Config) -> Dict[str, Any]:
     if not os.path.isdir(buffer_dir(config)):
         return {"buffer": BufferStats(0, 0, 0, None).as_dict(),
                 "counters": {}, "sources": [], "dead_letters": []}
+    from ..sources.mqtt.ledger import offline_sources
+
     buffer = open_buffer(config)
     try:
-        return {"buffer": buffer.stats().as_dict(),
-                "counters": buffer.counters.snapshot(), "sources": [], "dead_letters": []}
+        return {"buffer": buffer.stats().as_dict(), "counters": buffer.counters.snapshot(),
+                "sources": offline_sources(config.agent.state_dir), "dead_letters": []}
     finally:
         buffer.close()
 
@@ -96,4 +99,6 @@ def status(config: Config, out: TextIO) -> int:
         if src.get("last_error"):
             line += f" ({src['last_error']})"
         out.write(line + "\n")
+        for extra in mqtt_status_lines(src):  # MQTT: rejections per subscription
+            out.write(f"  {extra}\n")
     return 0
