@@ -36,7 +36,9 @@ RATE = 300.0  # msg/s: modest, the point is the kills, not the throughput
 class NumberPublisher:
     """Publishes 0, 1, 2, ... (QoS 1) at a steady rate; ``published`` = PUBACKed."""
 
-    def __init__(self, port: int, topic: str, rate: float) -> None:
+    def __init__(self, port: int, topic: str, rate: float,
+                 payload: Callable[[int], bytes] = lambda n: str(n).encode()) -> None:
+        self.payload = payload
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=f"num-{uuid.uuid4().hex[:8]}")
         self.client.max_queued_messages_set(0)
@@ -59,7 +61,7 @@ class NumberPublisher:
         next_at = time.monotonic()
         n = 0
         while not self._stop.is_set():
-            info = self.client.publish(f"{self.topic}/s{n % 5}", str(n), qos=1)
+            info = self.client.publish(f"{self.topic}/s{n % 5}", self.payload(n), qos=1)
             self.mids.append(info.mid)
             n += 1
             next_at += self.period
