@@ -82,3 +82,20 @@ def test_overlapping_subscriptions_store_each_message_once_by_the_most_specific(
     assert sum(s["overlap_copies"] for s in subs.values()) == copies
     assert sum(s["messages_rejected"] for s in subs.values()) == 0
     assert status["messages_unmatched"] == 0
+
+
+def test_collect_once_stores_an_overlapping_retained_message_once(
+        mosquitto: Any, publisher: Publisher) -> None:  # noqa: F811
+    from edge_agent.sources.mqtt.once import collect_once
+
+    p = uuid.uuid4().hex[:6]
+    cfg = config(mosquitto.url, [dict(topic=f"{p}/#", measurement="all", field="v"),
+                                 dict(topic=f"{p}/{{room}}/t", measurement="climate", field="t")])
+    publisher.send(f"{p}/hall/t", b"19.5", retain=True)
+    try:
+        result = collect_once(cfg, 1.0)
+    finally:
+        publisher.send(f"{p}/hall/t", b"", retain=True)
+    assert [line.rsplit(" ", 1)[0] for line in result.lines] == ["climate,room=hall t=19.5"]
+    assert result.subscriptions[f"{p}/#"]["messages_received"] == 0
+    assert result.subscriptions[f"{p}/{{room}}/t"]["overlap_copies"] == 1
