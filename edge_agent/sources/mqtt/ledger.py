@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import asdict, fields
 from typing import Any, Callable, Dict, List, Optional
@@ -59,8 +60,14 @@ class Ledger:
         self.stats: Dict[str, SubscriptionStats] = {}
         self.source: Dict[str, int] = {k: 0 for k in SOURCE_COUNTS}
         self.last_unmatched = ""
+        # The filters the persistent session holds at the broker: those subscribed
+        # now, and removed ones not yet unsubscribed (the broker would keep
+        # sending their messages after a config change).
+        self.filters: List[str] = []
+        self.stale_filters: List[str] = []
         self._pending: List[Dict[str, Any]] = []
         self._last_checkpoint = clock()
+        self._write_lock = threading.Lock()  # the worker and the network thread both write
         self.path: Optional[str] = None
         self.rejected: Optional[RejectedFile] = None
         if state_dir:
@@ -111,7 +118,8 @@ class Ledger:
 
     def snapshot(self) -> Dict[str, Any]:
         return {"source": self.name, "time": self._clock(), "counts": dict(self.source),
-                "last_unmatched": self.last_unmatched,
+                "last_unmatched": self.last_unmatched, "filters": self.filters,
+                "stale_filters": self.stale_filters,
                 "subscriptions": {k: asdict(v) for k, v in self.stats.items()}}
 
     def checkpoint(self, force: bool = False) -> None:
@@ -121,14 +129,26 @@ class Ledger:
             return
         self._last_checkpoint = now
         tmp = self.path + ".tmp"
-        try:
-            with open(tmp, "w", encoding="utf-8") as handle:
-                json.dump(self.snapshot(), handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.warning("mqtt %s: cannot write %s: %s", self.name, self.path, exc)
+        with self._write_lock:
+            try:
+                with open(tmp, "w", encoding="utf-8") as handle:
+                    json.dump(self.snapshot(), handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                log.warning("mqtt %s: cannot write %s: %s", self.name, self.path, exc)
+
+    def subscribed(self, filters: List[str]) -> None:
+        """``filters`` are now the session's; earlier ones not among them become stale."""
+        current = sorted(set(filters))
+        self.stale_filters = sorted((set(self.filters) | set(self.stale_filters)) - set(current))
+        self.filters = current
+        self.checkpoint(force=True)
+
+    def unsubscribed(self, filters: List[str]) -> None:
+        self.stale_filters = sorted(set(self.stale_filters) - set(filters))
+        self.checkpoint(force=True)
 
     def _load(self) -> None:
         assert self.path is not None and self.rejected is not None
@@ -154,6 +174,10 @@ class Ledger:
             value = counts.get(key, 0)
             self.source[key] = int(value) if isinstance(value, int) else 0
         self.last_unmatched = str(data.get("last_unmatched", "") or "")
+        for key in ("filters", "stale_filters"):
+            value = data.get(key)
+            if isinstance(value, list):
+                setattr(self, key, [str(f) for f in value])
         scan = self.rejected.scan()
         for template, n in scan.counts.items():
             last = scan.last[template]

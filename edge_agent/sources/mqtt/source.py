@@ -126,7 +126,8 @@ class MqttSource(Worker):
         self.stats = self.ledger.stats
         for p in self._parsers:
             self.ledger.sub(p.template.template)
-        self.ledger.checkpoint(force=True)
+        self.ledger.subscribed([p.filter for p in self._parsers])
+        self._unsubscribing: Dict[int, List[str]] = {}  # UNSUBSCRIBE mid -> stale filters
         self._index = (DedupIndex(index_path(state_dir, self.client_id))
                        if state_dir and self.qos > 0 else None)
         # Filled by the network thread, emptied by the worker. deque.append and
@@ -161,6 +162,7 @@ class MqttSource(Worker):
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_unsubscribe = self._on_unsubscribe
         self._worker = threading.Thread(target=self._run, name=f"mqtt-{self.name}", daemon=True)
 
     # -- lifecycle ------------------------------------------------------------
@@ -211,11 +213,13 @@ class MqttSource(Worker):
             for p in parsers:
                 self.ledger.sub(p.template.template)
             connected = self._connected
+            self.ledger.subscribed(sorted(new))  # the removed ones become stale
         if connected:
             self._subscribe([p for p in parsers if p.filter not in old])
             gone = sorted(old - new)
             if gone:
-                self._client.unsubscribe(gone)
+                _, mid = self._client.unsubscribe(gone)
+                self._unsubscribing[mid] = gone
 
     def status(self) -> Dict[str, Any]:
         """Connection state and counters, for ``edge-agent status``."""
@@ -262,6 +266,12 @@ class MqttSource(Worker):
         log.info("mqtt %s: connected (session present: %s)", self.name,
                  getattr(flags, "session_present", "?"))
         self._subscribe(self._parsers)
+        stale = list(self.ledger.stale_filters)
+        if stale:  # removed from the config since the session subscribed them
+            log.info("mqtt %s: unsubscribing %s (no longer in the config)", self.name,
+                     ", ".join(repr(f) for f in stale))
+            _, mid = self._client.unsubscribe(stale)
+            self._unsubscribing[mid] = stale
 
     def _subscribe(self, parsers: Sequence[MessageParser]) -> None:
         filters = sorted({p.filter for p in parsers})
@@ -283,6 +293,12 @@ class MqttSource(Worker):
                 if flt is not None:  # route its topics to the next most specific one
                     with self._lock:
                         self._active = [p for p in self._active if p.filter != flt]
+
+    def _on_unsubscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
+                        properties: Any) -> None:
+        done = self._unsubscribing.pop(mid, None)
+        if done:
+            self.ledger.unsubscribed(done)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
