@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any, Callable, List
 
 from edge_agent.sources.mqtt.ledger import Ledger
-from tests.chaos.test_mqtt_kill import SEED, NumberPublisher
+from tests.chaos.test_mqtt_kill import (
+    SEED,
+    NumberPublisher,
+    kill_repeatedly,
+    wait_subscribed,
+    write_kill_config,
+)
 from tests.integration.test_agent_e2e import (
     AgentProcess,
     agents,  # noqa: F401  (fixture)
@@ -49,39 +55,14 @@ def test_kill_9_every_acked_message_in_influxdb_or_the_rejected_file_exactly(
     broker = mosquitto_factory("max_queued_messages 100000\n")  # only the agent on trial
     state = tmp_path / "state"
     topic = f"krej{uuid.uuid4().hex[:6]}"
-    config = tmp_path / "agent.yaml"
-    config.write_text(f"""agent: {{name: killed, state_dir: {state}, internal_metrics: 0s}}
-influx: {{url: '{influx.url}', api: v1, bucket: {influx_db}, timeout: 5s}}
-write: {{flush_interval: 100, retry_interval: 200, max_retry_delay: 1000, commit_interval: 20}}
-sources:
-  - name: bridge
-    type: mqtt
-    url: {broker.url}
-    client_id: edge-krej-{uuid.uuid4().hex[:6]}
-    protocol: 5
-    qos: 1
-    clean_session: false
-    session_expiry: 1h
-    reconnect_max: 1s
-    subscriptions:
-      - {{topic: '{topic}/{{stream}}', format: json, measurement: kills}}
-""")
+    config = write_kill_config(
+        tmp_path / "agent.yaml", state, influx, influx_db, broker,
+        f"{{topic: '{topic}/{{stream}}', format: json, measurement: kills}}")
     rng = random.Random(SEED)
     agent = agents(config).start()
-    wait_until(lambda: any(s.get("connected") for s in
-                           (agent.status(state) or {}).get("sources", [])),
-               30, "the MQTT source to connect and subscribe")
+    wait_subscribed(agent, state)
     load = NumberPublisher(broker.port, topic, RATE, payload).start()
-    lifetimes = []
-    for kill in range(KILLS):
-        if kill:
-            agent.start()
-        lifetime = rng.uniform(0.4, 2.5)
-        lifetimes.append(round(lifetime, 2))
-        time.sleep(lifetime)
-        assert agent.proc is not None and agent.proc.poll() is None, agent.log()
-        agent.kill()
-    agent.start()
+    lifetimes = kill_repeatedly(agent, rng, KILLS)
     time.sleep(1.0)
     published = load.stop()
     bad = {n for n in range(published) if n % BAD_EVERY == 0}

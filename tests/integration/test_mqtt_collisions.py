@@ -20,6 +20,7 @@ import pytest
 from edge_agent.agent.service import Agent
 from edge_agent.config import load_config
 from edge_agent.sources.mqtt.collisions import MAX_SHIFT
+from tests.integration.test_agent_e2e import wait_until
 
 CONFIG = """agent: {{name: coll, state_dir: {state}, internal_metrics: 0s}}
 influx: {{url: '{influx}', api: v1, bucket: {db}, precision: s, timeout: 5s}}
@@ -48,7 +49,7 @@ def agent(influx: Any, influx_db: str, mosquitto: Any, tmp_path: Path) -> Iterat
     pub.connect("127.0.0.1", mosquitto.port)
     pub.loop_start()
     try:
-        _wait(lambda: running.sources[0].connected, "the MQTT source to connect")
+        wait_until(lambda: running.sources[0].connected, 30, "the MQTT source to connect")
         time.sleep(0.3)  # SUBACK
         running.p, running.pub = p, pub  # type: ignore[attr-defined]
         yield running
@@ -56,17 +57,6 @@ def agent(influx: Any, influx_db: str, mosquitto: Any, tmp_path: Path) -> Iterat
         pub.disconnect()
         pub.loop_stop()
         running.shutdown()
-
-
-def _wait(cond: Any, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def burst(agent: Any, n: int, field: str = "temperature") -> None:
@@ -83,8 +73,8 @@ def rows(influx: Any, db: str, field: str) -> List[Dict[str, Any]]:
 def test_ten_messages_in_one_second_are_ten_rows(
         agent: Any, influx: Any, influx_db: str) -> None:
     burst(agent, 10)
-    _wait(lambda: agent.sources[0].status()["acked"] == 10, "the acks")
-    _wait(lambda: len(rows(influx, influx_db, "temperature")) >= 10, "ten rows")
+    wait_until(lambda: agent.sources[0].status()["acked"] == 10, 30, "the acks")
+    wait_until(lambda: len(rows(influx, influx_db, "temperature")) >= 10, 30, "ten rows")
     got = rows(influx, influx_db, "temperature")
     assert sorted(r["temperature"] for r in got) == list(range(1, 11))
     times = [r["time"] for r in got]
@@ -94,18 +84,19 @@ def test_ten_messages_in_one_second_are_ten_rows(
     assert stats["timestamps_shifted"] >= 8  # at most two distinct receive seconds
     # Another field of the same series in the same seconds merges into those rows.
     burst(agent, 1, "humidity")
-    _wait(lambda: rows(influx, influx_db, "humidity"), "the humidity row")
+    wait_until(lambda: rows(influx, influx_db, "humidity"), 30, "the humidity row")
 
 
 def test_a_burst_beyond_the_window_is_counted_and_kept_exactly(
         agent: Any, influx: Any, influx_db: str, tmp_path: Path) -> None:
     n = MAX_SHIFT + 15
     burst(agent, n)
-    _wait(lambda: agent.sources[0].status()["acked"] == n, "the acks")
+    wait_until(lambda: agent.sources[0].status()["acked"] == n, 30, "the acks")
     stats = agent.sources[0].status()["subscriptions"][f"{agent.p}/{{room}}/{{field}}"]
     rejected = stats["messages_rejected"]
     assert rejected >= 1 and stats["points"] == n - rejected
-    _wait(lambda: len(rows(influx, influx_db, "temperature")) >= n - rejected, "the rows")
+    wait_until(lambda: len(rows(influx, influx_db, "temperature")) >= n - rejected, 30,
+               "the rows")
     time.sleep(0.5)  # nothing more may arrive
     got = rows(influx, influx_db, "temperature")
     path = tmp_path / "state" / "mqtt-bridge-rejected.jsonl"
