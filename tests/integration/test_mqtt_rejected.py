@@ -197,3 +197,26 @@ def test_status_command_and_internal_metrics_show_rejections_across_a_restart(
     assert "  mqtt bridge: 1 rejected, 0 unmatched, 0 QoS 0 dropped; rejected messages in " \
         f"{state / 'mqtt-bridge-rejected.jsonl'}" in text
     assert f"  subscription '{p}/{{device}}': 2 received, 1 points, 1 rejected" in text
+
+
+def test_a_reload_keeps_the_counts_of_the_source_it_replaces(
+        mosquitto: Any, publisher: Publisher, tmp_path: Path) -> None:  # noqa: F811
+    from edge_agent.sources.mqtt.source import MqttSource
+
+    p = uuid.uuid4().hex[:6]
+    cfg = config(mosquitto.url, [dict(topic=f"{p}/{{dev}}", format="json", measurement="m")])
+    old = started(cfg, MemorySink(), state_dir=str(tmp_path))
+    new = MqttSource(cfg, MemorySink(), state_dir=str(tmp_path))  # built first, as reload does
+    try:
+        publisher.send_many([(f"{p}/d", b"{oops"), (f"{p}/d", b'{"a": 1}')])
+        wait_for(lambda: old.status()["acked"] == 2)
+    finally:
+        old.stop()
+    new.start()
+    try:
+        stats = new.status()["subscriptions"][f"{p}/{{dev}}"]
+        assert (stats["messages_received"], stats["messages_rejected"], stats["points"]) == (
+            2, 1, 1)
+    finally:
+        new.stop()
+    assert Ledger("bridge", str(tmp_path)).stats[f"{p}/{{dev}}"].messages_received == 2

@@ -54,7 +54,9 @@ class Ledger:
 
     def __init__(self, name: str, state_dir: Optional[str] = None,
                  rejected_max: int = DEFAULT_MAX_BYTES,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, load: bool = True) -> None:
+        """``load``: read the files now; else at :meth:`open` (a source reads them when it
+        starts, after the source it replaces on a reload has written its last counts)."""
         self.name = name
         self._clock = clock
         self.stats: Dict[str, SubscriptionStats] = {}
@@ -74,7 +76,9 @@ class Ledger:
             base = os.path.join(os.fspath(state_dir), f"mqtt-{safe_name(name)}")
             self.path = base + "-counters.json"
             self.rejected = RejectedFile(base + "-rejected.jsonl", rejected_max)
-            self._load()
+        self._loaded = False
+        if load:
+            self.open()
 
     # -- counting ---------------------------------------------------------------
 
@@ -149,6 +153,13 @@ class Ledger:
     def unsubscribed(self, filters: List[str]) -> None:
         self.stale_filters = sorted(set(self.stale_filters) - set(filters))
         self.checkpoint(force=True)
+
+    def open(self) -> None:
+        """Read the counters file and the rejected file's journal (once)."""
+        if self._loaded or self.path is None:
+            return
+        self._loaded = True
+        self._load()
 
     def _load(self) -> None:
         assert self.path is not None and self.rejected is not None

@@ -122,11 +122,10 @@ class MqttSource(Worker):
         self._suback_wait: Dict[int, str] = {}  # SUBSCRIBE mid -> filter, until its SUBACK
         self._overlaps = Overlaps(p.filter for p in self._parsers)
         self._guard = make_guard(self._encoder.precision)
-        self.ledger = Ledger(self.name, state_dir, rejected_max)
+        self.ledger = Ledger(self.name, state_dir, rejected_max, load=False)  # read at start
         self.stats = self.ledger.stats
         for p in self._parsers:
             self.ledger.sub(p.template.template)
-        self.ledger.subscribed([p.filter for p in self._parsers])
         self._unsubscribing: Dict[int, List[str]] = {}  # UNSUBSCRIBE mid -> stale filters
         self._index = (DedupIndex(index_path(state_dir, self.client_id))
                        if state_dir and self.qos > 0 else None)
@@ -169,6 +168,8 @@ class MqttSource(Worker):
 
     def start(self) -> None:
         """Start connecting (in the background) and processing messages."""
+        self.ledger.open()
+        self.ledger.subscribed([p.filter for p in self._parsers])
         self._worker.start()
         self._connect()
 
