@@ -220,3 +220,26 @@ def test_a_reload_keeps_the_counts_of_the_source_it_replaces(
     finally:
         new.stop()
     assert Ledger("bridge", str(tmp_path)).stats[f"{p}/{{dev}}"].messages_received == 2
+
+
+def test_rate_limited_log_says_how_many_lines_it_suppressed(
+        mosquitto: Any, publisher: Publisher, tmp_path: Path,  # noqa: F811
+        caplog: pytest.LogCaptureFixture) -> None:
+    p = uuid.uuid4().hex[:6]
+    cfg = config(mosquitto.url, [dict(topic=f"{p}/{{dev}}", format="json", measurement="m")])
+    with caplog.at_level("WARNING", logger="edge_agent.sources.mqtt"):
+        src = started(cfg, MemorySink(), state_dir=str(tmp_path), log_interval=0.5)
+        try:
+            publisher.send_many([(f"{p}/d", b"{oops")] * 5)
+            wait_for(lambda: src.status()["acked"] == 5)
+            wait_for(lambda: any("suppressed" in r.getMessage() for r in caplog.records))
+        finally:
+            src.stop()
+    messages = [r.getMessage() for r in caplog.records if "mqtt bridge" in r.getMessage()]
+    rejected = [m for m in messages if m.startswith(f"mqtt bridge: rejected a message on '{p}/d'")]
+    summary = [m for m in messages if "suppressed" in m]
+    assert rejected and summary, messages
+    counts = [int(m.split(" more line(s)")[0].rsplit(" ", 1)[1]) for m in summary]
+    counts += [int(m.rsplit("(", 1)[1].split(" ")[0]) for m in rejected
+               if m.endswith("similar lines suppressed since the last)")]
+    assert len(rejected) + sum(counts) == 5, messages  # every line logged or counted

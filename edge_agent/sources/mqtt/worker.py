@@ -89,6 +89,7 @@ class Worker:
                 self._flush_sink()
             self._settle(0.0 if msgs else 0.02)
             self.ledger.checkpoint()
+            self._log_suppressed(due_only=True)
             if deadline is not None and not self._inbox and (
                     not self._pending or time.monotonic() > deadline):
                 return
@@ -290,10 +291,12 @@ class Worker:
         else:
             self._last_log[key] = (last, suppressed + 1)
 
-    def _log_suppressed(self) -> None:
-        """On stop: say how many lines each rate limit held back since its last line."""
-        for key, (_, suppressed) in sorted(self._last_log.items()):
-            if suppressed:
-                log.warning("mqtt %s: %d more line(s) like the last %r one were suppressed",
-                            self.name, suppressed, key)
-        self._last_log.clear()
+    def _log_suppressed(self, due_only: bool = False) -> None:
+        """Say how many lines each rate limit held back: once its interval is over, or now."""
+        now = time.monotonic()
+        for key, (last, suppressed) in sorted(self._last_log.items()):
+            if suppressed and (not due_only or now - last >= self.log_interval):
+                log.warning("mqtt %s: %d more line(s) like the last %r one suppressed in the "
+                            "last %.0f s", self.name, suppressed, key, now - last)
+                # The next such line is logged at once, with its own reason.
+                self._last_log[key] = (now - self.log_interval, 0)
