@@ -243,3 +243,27 @@ def test_rate_limited_log_says_how_many_lines_it_suppressed(
     counts += [int(m.rsplit("(", 1)[1].split(" ")[0]) for m in rejected
                if m.endswith("similar lines suppressed since the last)")]
     assert len(rejected) + sum(counts) == 5, messages  # every line logged or counted
+
+
+def test_qos0_overflow_is_counted_persistently_and_adds_up_exactly(
+        mosquitto: Any, publisher: Publisher, tmp_path: Path) -> None:  # noqa: F811
+    p = uuid.uuid4().hex[:6]
+    cfg = config(mosquitto.url, [dict(topic=f"{p}/{{field}}", measurement="m")], qos=0)
+    sink = MemorySink(delay=0.3)  # a slow disk: the inbox overflows
+    src = started(cfg, sink, state_dir=str(tmp_path), max_queue=20)
+    try:
+        publisher.send_many([(f"{p}/n", str(i).encode()) for i in range(300)], qos=0)
+        key = f"{p}/{{field}}"
+
+        def settled() -> bool:
+            s = src.status()
+            return s["subscriptions"][key]["messages_received"] + s["qos0_dropped"] == 300
+        wait_for(settled, 30)
+        status = src.status()
+        lines = status_lines(status)
+    finally:
+        src.stop()
+    dropped = status["qos0_dropped"]
+    assert dropped > 0 and len(sink.snapshot()) == 300 - dropped
+    assert f", {dropped} QoS 0 dropped" in lines[0]
+    assert Ledger("bridge", str(tmp_path)).source["qos0_dropped"] == dropped
