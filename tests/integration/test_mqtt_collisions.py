@@ -105,3 +105,19 @@ def test_a_burst_beyond_the_window_is_counted_and_kept_exactly(
     assert {r["temperature"] for r in got} | {float(e["payload"]) for e in kept} == set(
         range(1, n + 1))
     assert all(e["reason"].startswith("timestamp collision: ") for e in kept)
+
+
+def test_check_config_warns_about_precision_s_with_an_mqtt_source(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.integration.test_agent_e2e import agent_command, clean_env
+
+    path = tmp_path / "agent.yaml"
+    path.write_text(CONFIG.format(state=tmp_path / "state", influx="http://127.0.0.1:9",
+                                  db="d", mqtt="mqtt://127.0.0.1:9", cid="x", p="p"))
+    result = subprocess.run(agent_command("check-config", "-c", str(path)), env=clean_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING edge_agent.config: influx.precision: s with the MQTT source 'bridge': " \
+        "messages of one series less than a second apart share a timestamp" in result.stderr
+    assert f"# {path}: valid" in result.stdout
