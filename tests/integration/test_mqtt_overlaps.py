@@ -99,3 +99,23 @@ def test_collect_once_stores_an_overlapping_retained_message_once(
     assert [line.rsplit(" ", 1)[0] for line in result.lines] == ["climate,room=hall t=19.5"]
     assert result.subscriptions[f"{p}/#"]["messages_received"] == 0
     assert result.subscriptions[f"{p}/{{room}}/t"]["overlap_copies"] == 1
+
+
+def test_a_refused_subscription_hands_its_topics_to_the_next_most_specific() -> None:
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from edge_agent.sources.mqtt.source import MqttSource
+
+    cfg = config("mqtt://127.0.0.1:9", [dict(topic="h/#", measurement="all", field="v"),
+                                        dict(topic="h/{room}/t", measurement="climate")])
+    src = MqttSource(cfg, MemorySink())  # never started: no broker needed
+    assert src._lookup(b"h/hall/t")[0].filter == "h/+/t"  # type: ignore[index]
+    src._suback_wait[7] = "h/+/t"
+    src._on_subscribe(src._client, None, 7, [ReasonCode(PacketTypes.SUBACK, "Not authorized")],
+                      None)
+    found = src._lookup(b"h/hall/t")
+    assert found is not None and found[0].filter == "h/#"
+    # Its copies are not skipped any more: h/# is the chosen one now.
+    assert not src._overlaps.other_copy(found[0].filter, (src._overlaps.ids["h/#"],))
+    assert src.status()["refused"] == ["h/+/t"]
