@@ -205,7 +205,10 @@ class Worker:
         if ok and lines:
             ok, ticket = self._retry("add to the buffer",
                                      lambda: self.sink.add(lines, self.dest))
-        # A group that could not be added is never acked: the broker redelivers it.
+        # A group that could not be added is never acked: the broker redelivers it
+        # (QoS 1; its QoS 0 messages are gone, and counted).
+        if not ok:
+            ledger.source["qos0_dropped"] += len(msgs) - len(acks)
         self._pending.append(_Group(ticket, acks if ok else [], committed if ok else []))
         self._pending_msgs += len(acks)
 
