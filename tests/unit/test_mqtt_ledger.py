@@ -15,7 +15,12 @@ import pytest
 from edge_agent.lineproto.encoder import LineEncoder
 from edge_agent.sources.mqtt.collisions import MAX_SHIFT, CollisionGuard, split_fields
 from edge_agent.sources.mqtt.ledger import Ledger, offline_sources, status_lines
-from edge_agent.sources.mqtt.overlaps import Overlaps, subscription_ids
+from edge_agent.sources.mqtt.overlaps import (
+    Overlaps,
+    broker_filters,
+    covers,
+    subscription_ids,
+)
 from edge_agent.sources.mqtt.rejected import PAYLOAD_KEEP, RejectedFile
 from edge_agent.sources.mqtt.routes import compile_parsers, route
 
@@ -155,6 +160,23 @@ def test_subscription_ids_are_stable_and_distinct() -> None:
     assert not ov.other_copy("a/+/c", (mine,)) and not ov.other_copy("a/+/c", (other, mine))
     assert not ov.other_copy("a/+/c", ())  # no identifier: stored
     assert not ov.other_copy("a/+/c", (other, 12345))  # an unknown one: stored, not guessed
+
+
+@pytest.mark.parametrize("outer, inner, expected", [
+    ("a/#", "a/+/t", True), ("a/#", "a", True), ("a/#", "a/#", True), ("#", "x/y", True),
+    ("a/+/t", "a/b/t", True), ("a/+/+", "a/+/t", True), ("a/+/t", "a/+/+", False),
+    ("a/+/t", "a/b/+", False), ("a/b/+", "a/+/t", False), ("a/+", "a/b/c", False),
+    ("a/b", "a/b/c", False), ("a/b/c", "a/#", False), ("#", "$SYS/broker", False),
+    ("+/x", "$aws/x", False), ("$SYS/#", "$SYS/broker/load", True),
+])
+def test_filter_cover(outer: str, inner: str, expected: bool) -> None:
+    assert covers(outer, inner) is expected
+
+
+def test_mqtt311_subscribes_only_the_uncovered_filters() -> None:
+    filters = ["z2m/#", "z2m/+", "z2m/+/set", "tele/+/SENSOR", "tele/x/+", "stat/#"]
+    assert broker_filters(filters, v5=False) == ["stat/#", "tele/+/SENSOR", "tele/x/+", "z2m/#"]
+    assert broker_filters(filters, v5=True) == sorted(filters)
 
 
 def test_decode_publish_reads_subscription_identifiers_like_paho() -> None:

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 
 from ...lineproto.encoder import LineEncoder
 from .client import DEFAULT_RECEIVE_MAXIMUM, _build_client, _protocol
-from .overlaps import Overlaps
+from .overlaps import Overlaps, broker_filters
 from .payloads import Rejected, _opt
 from .routes import SubscriptionStats, compile_parsers, route
 
@@ -54,7 +54,7 @@ def collect_once(config: Any, wait: float, *, default_tags: Optional[Dict[str, s
             state["error"] = f"connection refused: {reason}"
             return
         state["connected"] = True
-        overlaps.subscribe(c, sorted({p.filter for p in parsers}), qos, v5)
+        overlaps.subscribe(c, broker_filters((p.filter for p in parsers), v5), qos, v5)
 
     def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         now = clock()

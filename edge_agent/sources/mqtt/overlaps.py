@@ -17,8 +17,13 @@ copy of the chosen one (:mod:`.routes` decides which that is). A message that
 carries no identifier, or one that no current filter has (queued under an
 earlier config), is stored: never dropped on a guess.
 
-MQTT 3.1.1 has no identifiers: there the bridge relies on the broker sending
-one copy (mosquitto does; the 3.1.1 spec allows either, section 3.3.5).
+MQTT 3.1.1 has no identifiers. There the bridge does not subscribe a filter
+that another of its filters covers (``a/+/t`` under ``a/#``: :func:`covers`);
+the broker then has no overlapping subscriptions to copy for, and the worker
+routes the messages locally to the most specific subscription as always.
+Filters that overlap only partly (``a/+/t`` and ``a/b/+``) are both
+subscribed; for those the bridge relies on the broker sending one copy
+(mosquitto does; the 3.1.1 spec allows either, section 3.3.5).
 """
 
 from __future__ import annotations
@@ -30,9 +35,34 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-__all__ = ["MAX_SUBSCRIPTION_ID", "Overlaps", "subscription_ids"]
+__all__ = ["MAX_SUBSCRIPTION_ID", "Overlaps", "broker_filters", "covers", "subscription_ids"]
 
 MAX_SUBSCRIPTION_ID = 268_435_455  # a variable byte integer of four bytes (MQTT 5 3.8.2.1.2)
+
+
+def covers(outer: str, inner: str) -> bool:
+    """True when every topic that filter ``inner`` matches also matches filter ``outer``."""
+    a, b = outer.split("/"), inner.split("/")
+    if b[0].startswith("$") and a[0] in ("+", "#"):
+        return False  # wildcards never match a first level starting with $ (MQTT 4.7.2)
+    for i, level in enumerate(a):
+        if level == "#":
+            return True
+        if i >= len(b) or b[i] == "#":
+            return False
+        if level == "+":
+            continue
+        if b[i] == "+" or b[i] != level:
+            return False
+    return len(a) == len(b)
+
+
+def broker_filters(filters: Iterable[str], v5: bool) -> List[str]:
+    """The filters to SUBSCRIBE: all with MQTT 5, the uncovered ones with MQTT 3.1.1."""
+    unique = sorted(set(filters))
+    if v5:
+        return unique
+    return [f for f in unique if not any(g != f and covers(g, f) for g in unique)]
 
 
 def subscription_ids(filters: Iterable[str]) -> Dict[str, int]:

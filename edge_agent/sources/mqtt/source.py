@@ -73,7 +73,7 @@ from .client import (
 from .collisions import make_guard
 from .dedup import DedupIndex, index_path
 from .ledger import Ledger
-from .overlaps import Overlaps
+from .overlaps import Overlaps, broker_filters
 from .payloads import MessageParser, _opt
 from .routes import compile_parsers
 from .worker import Worker, _Group
@@ -121,6 +121,7 @@ class MqttSource(Worker):
         self._active: List[MessageParser] = list(self._parsers)  # minus refused filters
         self._suback_wait: Dict[int, str] = {}  # SUBSCRIBE mid -> filter, until its SUBACK
         self._overlaps = Overlaps(p.filter for p in self._parsers)
+        self._v5 = _protocol(config) == mqtt.MQTTv5
         self._guard = make_guard(self._encoder.precision)
         self.ledger = Ledger(self.name, state_dir, rejected_max, load=False)  # read at start
         self.stats = self.ledger.stats
@@ -169,7 +170,7 @@ class MqttSource(Worker):
     def start(self) -> None:
         """Start connecting (in the background) and processing messages."""
         self.ledger.open()
-        self.ledger.subscribed([p.filter for p in self._parsers])
+        self.ledger.subscribed(self._broker_filters(self._parsers))
         self._worker.start()
         self._connect()
 
@@ -205,8 +206,8 @@ class MqttSource(Worker):
     def update_subscriptions(self, subscriptions: Sequence[Any]) -> None:
         """Replace the subscriptions (a config reload); subscribes new ones now and on reconnect."""
         parsers = compile_parsers(self.config, list(subscriptions), self._encoder)
-        old = {p.filter for p in self._parsers}
-        new = {p.filter for p in parsers}
+        old = set(self._broker_filters(self._parsers))
+        new = set(self._broker_filters(parsers))
         with self._lock:
             self._parsers = parsers
             self._active = list(parsers)
@@ -216,7 +217,7 @@ class MqttSource(Worker):
             connected = self._connected
             self.ledger.subscribed(sorted(new))  # the removed ones become stale
         if connected:
-            self._subscribe([p for p in parsers if p.filter not in old])
+            self._subscribe(sorted(new - old))
             gone = sorted(old - new)
             if gone:
                 _, mid = self._client.unsubscribe(gone)
@@ -266,7 +267,7 @@ class MqttSource(Worker):
             self.counters["connects"] += 1
         log.info("mqtt %s: connected (session present: %s)", self.name,
                  getattr(flags, "session_present", "?"))
-        self._subscribe(self._parsers)
+        self._subscribe(self._broker_filters(self._parsers))
         stale = list(self.ledger.stale_filters)
         if stale:  # removed from the config since the session subscribed them
             log.info("mqtt %s: unsubscribing %s (no longer in the config)", self.name,
@@ -274,13 +275,14 @@ class MqttSource(Worker):
             _, mid = self._client.unsubscribe(stale)
             self._unsubscribing[mid] = stale
 
-    def _subscribe(self, parsers: Sequence[MessageParser]) -> None:
-        filters = sorted({p.filter for p in parsers})
+    def _broker_filters(self, parsers: Sequence[MessageParser]) -> List[str]:
+        return broker_filters((p.filter for p in parsers), self._v5)
+
+    def _subscribe(self, filters: List[str]) -> None:
         with self._lock:  # a new SUBSCRIBE: its filters are given another chance
             active = set(filters) | {p.filter for p in self._active}
             self._active = [p for p in self._parsers if p.filter in active]
-        for flt, mid in self._overlaps.subscribe(self._client, filters, self.qos,
-                                                 _protocol(self.config) == mqtt.MQTTv5):
+        for flt, mid in self._overlaps.subscribe(self._client, filters, self.qos, self._v5):
             self._suback_wait[mid] = flt
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
