@@ -27,6 +27,12 @@ Fields of one series in separate messages at the same time (``{field}`` from
 the topic: temperature and humidity of one room) do not collide: InfluxDB
 merges them into one row, which is what one wants.
 
+Residual, documented rather than hidden: the guard's memory starts empty when
+the agent starts. A point moved ahead before a crash (at most ``MAX_SHIFT``
+units) can then be overwritten by a message of the same series received
+within those units after a quick restart (at ``precision: s``, a restart
+within 10 s of a burst). A redelivered message keeps its moved time.
+
 The guard remembers up to :data:`MAX_KEYS` (series, field) pairs; beyond that
 it forgets those whose time lies more than ``MAX_SHIFT`` units behind the
 newest. It runs only when the precision is coarser than ns (at ns, receive
