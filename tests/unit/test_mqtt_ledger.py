@@ -246,3 +246,28 @@ def test_a_message_moves_as_a_whole_and_a_redelivery_keeps_its_time() -> None:
     placed = guard.place(["m a=3 50", "m a=4 51"], own_time=False)
     assert placed.shift == 2 and placed.lines == ["m a=3 52", "m a=4 53"]
     assert guard.place(["m a=5 50"], own_time=False, fixed=True).lines == ["m a=5 50"]
+
+
+def test_after_a_restart_new_points_start_past_the_recorded_moved_times(
+        tmp_path: Path) -> None:
+    from edge_agent.sources.mqtt.dedup import DedupIndex, index_path
+    from edge_agent.sources.mqtt.source import MqttSource
+
+    cfg = SimpleNamespace(name="b", url="mqtt://127.0.0.1:9", client_id="c1", qos=1,
+                          subscriptions=_subs("a/{field}"))
+    index = DedupIndex(index_path(tmp_path, "c1"))
+    moved = 1_800_000_009_000_000_000  # a point moved to 9 s past its receive second
+    index.record_pending([(5, b"\x01" * 16, moved, 1), (6, b"\x02" * 16, moved - 9 * 10**9, 2)])
+    index.close()
+    src = MqttSource(cfg, None, state_dir=str(tmp_path), precision="s")
+    try:
+        guard = src._guard
+        assert guard is not None and guard.floor == moved // 10**9
+        placed = guard.place(["m x=1 1800000003"], own_time=False)  # received 6 s earlier
+        assert placed.lines == ["m x=1 1800000010"]
+        assert guard.place(["m y=1 1800000011"], own_time=False).shift == 0
+        assert guard.place(["m v=1 1800000001"], own_time=True).lines == ["m v=1 1800000001"]
+        # A floor more than MAX_SHIFT ahead is a clock that stepped back, not a moved point.
+        assert guard.place(["m z=1 1799999990"], own_time=False).shift == 0
+    finally:
+        src._index.close()  # type: ignore[union-attr]

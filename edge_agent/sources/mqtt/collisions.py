@@ -27,11 +27,13 @@ Fields of one series in separate messages at the same time (``{field}`` from
 the topic: temperature and humidity of one room) do not collide: InfluxDB
 merges them into one row, which is what one wants.
 
-Residual, documented rather than hidden: the guard's memory starts empty when
-the agent starts. A point moved ahead before a crash (at most ``MAX_SHIFT``
-units) can then be overwritten by a message of the same series received
-within those units after a quick restart (at ``precision: s``, a restart
-within 10 s of a burst). A redelivered message keeps its moved time.
+After a restart the guard's memory is empty, but points moved ahead before a
+crash may lie in the next few units. So it starts with a ``floor``: the
+newest receive time the dedup index recorded (moved times included): a new
+receive-time point at or before it is moved just past it. Without a dedup
+index (QoS 0, no state_dir) there is no floor: a point moved ahead just
+before a crash can be overwritten by one received in those few units after
+a quick restart. A redelivered message keeps its recorded time.
 
 The guard remembers up to :data:`MAX_KEYS` (series, field) pairs; beyond that
 it forgets those whose time lies more than ``MAX_SHIFT`` units behind the
@@ -98,6 +100,7 @@ class CollisionGuard:
         self.max_keys = max_keys
         self._last: Dict[Key, Tuple[int, str]] = {}
         self._newest = 0
+        self.floor = -1  # units: receive-time points go after it (set on start, see above)
 
     def place(self, lines: Sequence[str], own_time: bool, fixed: bool = False) -> Placement:
         """Where the lines of one message go; ``fixed``: a redelivery, keep its times."""
@@ -107,9 +110,12 @@ class CollisionGuard:
             parsed.append((series, fields, int(stamp or 0), split_fields(fields)))
         last = self._last
         shift = 0
+        floor = self.floor
         for series, _, t, pairs in parsed:
             for name, value in pairs:
                 prev = last.get((series, name))
+                if prev is None and 0 <= floor - t < self.max_shift and not (own_time or fixed):
+                    prev = (floor, "")  # (a floor further ahead is a clock step, not a move)
                 if prev is None or prev[0] < t or fixed:
                     continue
                 if own_time:
