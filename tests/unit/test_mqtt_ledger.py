@@ -267,6 +267,8 @@ def test_after_a_restart_new_points_start_past_the_recorded_moved_times(
         assert placed.lines == ["m x=1 1800000010"]
         assert guard.place(["m y=1 1800000011"], own_time=False).shift == 0
         assert guard.place(["m v=1 1800000001"], own_time=True).lines == ["m v=1 1800000001"]
+        # Received in the very second the floor's point was: it cannot be moved past it.
+        assert "more than 10 points" in guard.place(["m w=1 1799999999"], own_time=False).clash
         # A floor more than MAX_SHIFT ahead is a clock that stepped back, not a moved point.
         assert guard.place(["m z=1 1799999990"], own_time=False).shift == 0
     finally:

@@ -113,16 +113,20 @@ class CollisionGuard:
         floor = self.floor
         for series, _, t, pairs in parsed:
             for name, value in pairs:
+                if fixed:
+                    break
                 prev = last.get((series, name))
-                if prev is None and 0 <= floor - t < self.max_shift and not (own_time or fixed):
-                    prev = (floor, "")  # (a floor further ahead is a clock step, not a move)
-                if prev is None or prev[0] < t or fixed:
-                    continue
                 if own_time:
-                    if prev[0] > t or prev[1] == value:
-                        continue  # an older device time (not ours to judge), or a replay
-                    return Placement(lines, 0, self._reason(series, name, t, "own"))
-                shift = max(shift, prev[0] - t + 1)
+                    if prev is not None and prev[0] == t and prev[1] != value:
+                        return Placement(lines, 0, self._reason(series, name, t, "own"))
+                    continue  # newer, older (not ours to judge) or the same point again
+                top = None if prev is None else prev[0]
+                # Moved points of before a restart may lie up to the floor (a floor
+                # further ahead than max_shift is a clock step, not a move).
+                if 0 <= floor - t <= self.max_shift and (top is None or top < floor):
+                    top = floor
+                if top is not None and top >= t:
+                    shift = max(shift, top - t + 1)
         if shift > self.max_shift:
             series, _, t, pairs = parsed[0]
             return Placement(lines, 0, self._reason(series, pairs[0][0], t, "full"))
@@ -131,7 +135,9 @@ class CollisionGuard:
             out = [f"{series} {fields} {t + shift}" for series, fields, t, _ in parsed]
         for series, _, t, pairs in parsed:
             for name, value in pairs:
-                last[(series, name)] = (t + shift, value)
+                cur = last.get((series, name))
+                if cur is None or t + shift >= cur[0]:  # the newest time of each is kept
+                    last[(series, name)] = (t + shift, value)
             if t + shift > self._newest:
                 self._newest = t + shift
         if len(last) > self.max_keys:

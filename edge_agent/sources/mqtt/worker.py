@@ -161,15 +161,18 @@ class Worker:
                 seq = index.next_seq()
                 digest = message_digest(raw_topic, payload, qos)
                 hit = index.lookup(mid, digest, seq) if dup else None
+                # Already kept: committed points, or in the rejected file (those are
+                # not in the index: their time must not be reused, see collisions.py).
+                if (hit is not None and hit.committed) or (dup and ledger.kept(mid, digest)):
+                    if stats is None:
+                        ledger.source["duplicates_skipped"] += 1
+                    else:
+                        stats.duplicates_skipped += 1
+                    continue
                 if hit is not None:
-                    if hit.committed or ledger.kept(mid, digest):
-                        if stats is None:
-                            ledger.source["duplicates_skipped"] += 1
-                        else:
-                            stats.duplicates_skipped += 1
-                        continue
                     receive_ns = hit.receive_ns  # same time -> the same point again
                     redelivered = True
+            out: Sequence[str] = ()
             if found is None:
                 self._reject(None, raw_topic, payload, qos, mid, digest, _UNMATCHED)
             else:
@@ -181,7 +184,7 @@ class Worker:
                 except Rejected as exc:
                     self._reject(parser, raw_topic, payload, qos, mid, digest, exc.reason)
                 else:
-                    out: Sequence[str] = parsed.lines
+                    out = parsed.lines
                     if guard is not None:
                         place = guard.place(out, parsed.own_time, redelivered)
                         if place.clash:
@@ -194,7 +197,7 @@ class Worker:
                             stats.timestamps_shifted += 1
                     lines.extend(out)
                     stats.points += len(out)
-            if digest:
+            if digest and out:  # a rejected message is recorded by the rejected file
                 pending_rows.append((mid, digest, receive_ns, seq))
                 committed.append((mid, digest))
         ok, ticket = True, None
