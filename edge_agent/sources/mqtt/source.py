@@ -130,8 +130,6 @@ class MqttSource(Worker):
         self._unsubscribing: Dict[int, List[str]] = {}  # UNSUBSCRIBE mid -> stale filters
         self._index = (DedupIndex(index_path(state_dir, self.client_id))
                        if state_dir and self.qos > 0 else None)
-        if self._guard is not None and self._index is not None:  # see collisions.py
-            self._guard.floor = self._index.newest_receive_ns() // self._guard.unit
         # Filled by the network thread, emptied by the worker. deque.append and
         # popleft are atomic: no lock, and the Event is set only when the deque
         # goes from empty to non-empty (the worker clears it before draining).
@@ -173,6 +171,8 @@ class MqttSource(Worker):
         """Start connecting (in the background) and processing messages."""
         self.ledger.open()
         self.ledger.subscribed(self._broker_filters(self._parsers))
+        if self._guard is not None and self._index is not None:  # see collisions.py
+            self._guard.floor = self._index.newest_receive_ns() // self._guard.unit
         self._worker.start()
         self._connect()
 
