@@ -52,6 +52,24 @@ class LogThrottle:
     def error(self, key: str, fmt: str, *args: Any) -> bool:
         return self.log(logging.ERROR, key, fmt, *args)
 
+    def report_held(self, what: str, due_only: bool = True, level: int = logging.WARNING) -> int:
+        """Say how many lines each key held back: once its interval is over (or now, at
+        stop), so a burst that ends is still counted in the log. Returns the lines said.
+
+        ``what`` names the speaker (``"mqtt bridge"``); the key's next line logs at once.
+        """
+        now = self.clock()
+        said = []
+        with self._lock:
+            for key, entry in sorted(self._keys.items()):
+                if entry[1] and (not due_only or now - entry[0] >= self.interval):
+                    said.append((key, int(entry[1]), now - entry[0]))
+                    self._keys[key] = [now - self.interval, 0]
+        for key, held, since in said:
+            self.logger.log(level, "%s: %d more line(s) like the last %r one suppressed in the "
+                            "last %.0f s", what, held, key, since)
+        return len(said)
+
     def held(self, key: str) -> int:
         """Lines of ``key`` held back since its last line."""
         with self._lock:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.harness.agent import AgentProcess
 from tests.harness.fault_server import FaultServer
+from tests.harness.mqtt import Publisher
 from tests.harness.servers import InfluxServer, MosquittoServer
 from tests.harness.tls_certs import PKI, make_pki
 
@@ -110,3 +111,11 @@ def agents(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     yield make
     for agent in made:
         agent.kill()
+
+
+@pytest.fixture
+def publisher(mosquitto: MosquittoServer) -> Iterator[Publisher]:
+    """A connected MQTT publisher on the session's mosquitto."""
+    pub = Publisher(mosquitto.port)
+    yield pub
+    pub.close()

@@ -54,12 +54,14 @@ def _offline_status(config: Config) -> Dict[str, Any]:
     """What a stopped agent left, read without the writer lock and without writing."""
     from ..buffer.ledger import read_ledger
     from ..delivery.transport import strip_userinfo
+    from ..sources.mqtt.ledger import offline_sources
     from .store import buffer_dir, read_buffer_state
 
     meta = read_buffer_state(config) or read_ledger(buffer_dir(config)) or {}
     buffer = {"points": int(meta.get("points") or 0), "segments": int(meta.get("segments") or 0),
               "bytes": int(meta.get("bytes") or 0), "oldest": meta.get("oldest")}
-    return {"buffer": buffer, "counters": dict(meta.get("counters") or {}), "sources": [],
+    return {"buffer": buffer, "counters": dict(meta.get("counters") or {}),
+            "sources": offline_sources(config.agent.state_dir),
             "dead_letters": [], "stale": bool(meta.get("stale")),
             "delivery": {"url": strip_userinfo(config.influx.url), "rate": None}}
 

@@ -66,7 +66,7 @@ def build_sources(config: Config, sink: Any, dest: Destination) -> List[Any]:
 
             sources.append(MqttSource(entry, sink, state_dir=config.agent.state_dir,
                                       default_tags=dict(config.tags), precision=dest.precision,
-                                      dest=dest))
+                                      dest=dest, rejected_max=config.buffer.dead_letter_max))
     return sources
 
 
@@ -281,6 +281,12 @@ class Agent:
             and not isinstance(v, bool)}
         fields.update(buffer_points=snap["buffer"]["points"], buffer_bytes=snap["buffer"]["bytes"])
         fields["sources_failing"] = sum(1 for s in snap["sources"] if s.get("state") == "error")
-        line = self._metrics_encoder.encode("edge_agent", None, fields, time.time_ns(), "ns")
-        if line:
-            self.writer.add([line], self.dest)
+        now = time.time_ns()
+        lines = [self._metrics_encoder.encode("edge_agent", None, fields, now, "ns")]
+        for source in self.sources:  # MQTT: per subscription, edge_agent_mqtt
+            for tags, values in getattr(source, "metrics", lambda: [])():
+                lines.append(self._metrics_encoder.encode("edge_agent_mqtt", tags, values, now,
+                                                          "ns"))
+        kept = [line for line in lines if line]
+        if kept:
+            self.writer.add(kept, self.dest)

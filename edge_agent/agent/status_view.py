@@ -7,6 +7,7 @@ first: is it running, is data waiting, is it being delivered, is any source fail
 
 from __future__ import annotations
 
+import textwrap
 import time
 from typing import Any, Dict, Iterable, List, Optional
 
@@ -56,8 +57,12 @@ class DrainMeter:
         return max(0.0, (written - first_w) / (now - first_t))
 
 
-def _clip(line: str) -> str:
-    return line if len(line) <= WIDTH else line[:WIDTH - 1] + "…"
+def _wrap(line: str) -> List[str]:
+    """A long line (a path, a server's reason) wrapped below its own indent."""
+    if len(line) <= WIDTH:
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip()) + 2)
+    return textwrap.wrap(line, WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
 
 def _buffer_lines(data: Dict[str, Any], now: float) -> Iterable[str]:
@@ -98,15 +103,14 @@ def _delivery_lines(data: Dict[str, Any], now: float) -> Iterable[str]:
 def _source_lines(src: Dict[str, Any], now: float) -> Iterable[str]:
     name = str(src.get("name"))
     if "subscriptions" in src:  # the MQTT bridge
-        state = "connected" if src.get("connected") else "DISCONNECTED"
+        from ..sources.mqtt.ledger import status_lines as mqtt_status_lines
+
+        state = "connected" if src.get("connected") else (
+            "stopped" if src.get("state") == "stopped" else "DISCONNECTED")
         yield f"  {name:<12} {state:<12} unacked {src.get('unacked', 0)}, " \
               f"queued {src.get('queued', 0)}"
-        for topic, sub in (src.get("subscriptions") or {}).items():
-            yield f"    {topic}: {sub.get('messages_received', 0):,} messages, " \
-                  f"{sub.get('points', 0):,} points, {sub.get('messages_rejected', 0):,} rejected"
-            if sub.get("last_reject_reason"):
-                yield f"      last rejected ({sub.get('last_reject_topic', '')}): " \
-                      f"{sub['last_reject_reason']}"
+        for line in mqtt_status_lines(src):
+            yield "    " + line
     else:
         state = str(src.get("state", "?"))
         busy = float(src.get("busy_since") or 0)
@@ -144,4 +148,4 @@ def render(data: Dict[str, Any], now: Optional[float] = None) -> List[str]:
             lines.extend(_source_lines(src, now))
     for path in data.get("dead_letters", []):
         lines.append(f"dead letters: {path}")
-    return [_clip(line) for line in lines]
+    return [part for line in lines for part in _wrap(line)]

@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import stat
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ..errors import ConfigError
 from .model import DEFAULT_STATE_DIR, AgentConfig, BufferConfig, Config, InfluxConfig, WriteConfig
@@ -122,7 +122,9 @@ def parse_config(
     sources = parse_sources(ctx, top, agent.name, agent.interval)
     config = Config(
         agent=agent, influx=influx, tags=tags, write=write, buffer=buffer, sources=sources,
-        warnings=tuple(ctx.warnings + _warnings(ctx, path, file_mode)), path=path,
+        warnings=tuple(ctx.warnings + _warnings(ctx, path, file_mode)
+                       + _precision_warnings(influx, sources)),
+        path=path,
     )
     _check_ranges(top, config)
     return config
@@ -152,6 +154,19 @@ def _warnings(ctx: Context, path: str, file_mode: Optional[int]) -> List[str]:
         f"(mode {file_mode & 0o777:o}); run 'chmod 600 {path}' or use ${{VAR}} "
         "interpolation from the environment"
         for key, mark in ctx.literal_secrets
+    ]
+
+
+def _precision_warnings(influx: InfluxConfig, sources: Any) -> List[str]:
+    """A coarse precision with an MQTT source: points of one series in one unit collide."""
+    if influx.precision != "s":
+        return []
+    return [
+        f"influx.precision: s with the MQTT source {source.name!r}: messages of one series less "
+        "than a second apart share a timestamp and would overwrite each other in InfluxDB; "
+        "the bridge moves them up to 10 s apart and rejects the rest (see the README, "
+        "'Timestamp collisions'); use precision ms (or finer)"
+        for source in sources if getattr(source, "type", "") == "mqtt" and source.enabled
     ]
 
 

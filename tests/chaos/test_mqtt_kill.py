@@ -17,12 +17,9 @@ import random
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List
 
-from tests.harness.agent import (
-    AgentProcess,
-    wait_mqtt_connected,
-)
+from tests.harness.agent import AgentProcess, wait_mqtt_connected
 from tests.harness.mqtt import StreamPublisher
 
 SEED = int(os.environ.get("CHAOS_SEED", "20251125"))  # another seed: CHAOS_SEED=n pytest ...
@@ -37,21 +34,12 @@ def counts(influx: Any, db: str) -> Dict[str, int]:
             "distinct": int(distinct[0]["count"]) if distinct else 0}
 
 
-def test_kill_9_twenty_times_every_message_exactly_once(
-    influx: Any, influx_db: str, mosquitto_factory: Callable[..., Any],
-    agents: Callable[..., AgentProcess], tmp_path: Path,  # noqa: F811
-) -> None:
-    # The broker queues our persistent session's messages while the agent is
-    # dead or restarting and drops those beyond max_queued_messages (1000 by
-    # default). That budget is the broker operator's; raised so that only the
-    # agent is on trial here.
-    broker = mosquitto_factory("max_queued_messages 100000\n")
-    state = tmp_path / "state"
-    topic = f"kill{uuid.uuid4().hex[:6]}"
-    config = tmp_path / "agent.yaml"
-    config.write_text(f"""agent: {{name: killed, state_dir: {state}, internal_metrics: 0s}}
+def write_kill_config(path: Path, state: Path, influx: Any, db: str, broker: Any,
+                      subscription: str, precision: str = "ns") -> Path:
+    """The killed agent's config: MQTT 5, QoS 1, persistent session, short intervals."""
+    path.write_text(f"""agent: {{name: killed, state_dir: {state}, internal_metrics: 0s}}
 tags: {{site: chaos}}
-influx: {{url: '{influx.url}', api: v1, bucket: {influx_db}, timeout: 5s}}
+influx: {{url: '{influx.url}', api: v1, bucket: {db}, timeout: 5s, precision: {precision}}}
 write: {{flush_interval: 100, retry_interval: 200, max_retry_delay: 1000, commit_interval: 20}}
 sources:
   - name: bridge
@@ -64,17 +52,15 @@ sources:
     session_expiry: 1h
     reconnect_max: 1s
     subscriptions:
-      - {{topic: '{topic}/{{stream}}', format: value, measurement: kills, field: n}}
+      - {subscription}
 """)
-    rng = random.Random(SEED)
-    agent = agents(config).start()
-    # The first connect creates the persistent session: only messages published
-    # after its SUBSCRIBE are ours to keep.
-    wait_mqtt_connected(agent, state)
-    load = StreamPublisher(broker.port, topic, RATE,
-                           payload=lambda n: (f"s{n % 5}", str(n))).start()
+    return path
+
+
+def kill_repeatedly(agent: AgentProcess, rng: random.Random, kills: int) -> List[float]:
+    """SIGKILL the running agent ``kills`` times, restarting it at once; the lifetimes."""
     lifetimes = []
-    for kill in range(KILLS):
+    for kill in range(kills):
         if kill:
             agent.start()
         # From process start: some kills land during start-up, most while
@@ -85,6 +71,29 @@ sources:
         assert agent.proc is not None and agent.proc.poll() is None, agent.log()
         agent.kill()
     agent.start()
+    return lifetimes
+
+
+def test_kill_9_twenty_times_every_message_exactly_once(
+    influx: Any, influx_db: str, mosquitto_factory: Callable[..., Any],
+    agents: Callable[..., AgentProcess], tmp_path: Path,  # noqa: F811
+) -> None:
+    # The broker queues our persistent session's messages while the agent is
+    # dead or restarting and drops those beyond max_queued_messages (1000 by
+    # default). That budget is the broker operator's; raised so that only the
+    # agent is on trial here.
+    broker = mosquitto_factory("max_queued_messages 100000\n")
+    state = tmp_path / "state"
+    topic = f"kill{uuid.uuid4().hex[:6]}"
+    config = write_kill_config(
+        tmp_path / "agent.yaml", state, influx, influx_db, broker,
+        f"{{topic: '{topic}/{{stream}}', format: value, measurement: kills, field: n}}")
+    rng = random.Random(SEED)
+    agent = agents(config).start()
+    wait_mqtt_connected(agent, state)
+    load = StreamPublisher(broker.port, topic, RATE,
+                           payload=lambda n: (f"s{n % 5}", str(n))).start()
+    lifetimes = kill_repeatedly(agent, rng, KILLS)
     time.sleep(1.0)
     published = load.stop()
     assert published > KILLS * 100, published

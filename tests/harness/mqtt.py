@@ -119,3 +119,14 @@ class StreamPublisher:
         self.client.disconnect()
         self.client.loop_stop()
         return len(self.mids)
+
+
+def started(cfg: SimpleNamespace, sink: Any, **kw: Any) -> Any:
+    """An MQTT source, started and connected."""
+    from edge_agent.sources.mqtt.source import MqttSource
+
+    src = MqttSource(cfg, sink, **kw)
+    src.start()
+    wait_for(lambda: src.connected)
+    time.sleep(0.2)  # SUBACK
+    return src

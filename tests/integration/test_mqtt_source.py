@@ -5,35 +5,19 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, List
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from edge_agent.sources.mqtt.once import collect_once
 from edge_agent.sources.mqtt.source import MqttSource
-from tests.harness.mqtt import Publisher, mqtt_config
+from tests.harness.mqtt import Publisher, mqtt_config, started
 from tests.harness.sinks import MemorySink
 from tests.harness.waits import wait_for
 
 # Running as root, mosquitto drops to the "mosquitto" user and cannot write its
 # persistence file into our temp dir: a restart would then lose the session.
-
-
-@pytest.fixture
-def publisher(mosquitto: Any) -> Iterator[Publisher]:
-    pub = Publisher(mosquitto.port)
-    yield pub
-    pub.close()
-
-
-def started(cfg: SimpleNamespace, sink: MemorySink, **kw: Any) -> MqttSource:
-    src = MqttSource(cfg, sink, **kw)
-    src.start()
-    wait_for(lambda: src.connected)
-    time.sleep(0.2)  # SUBACK
-    return src
 
 
 def test_each_format_end_to_end(mosquitto: Any, publisher: Publisher, tmp_path: Path) -> None:
@@ -114,12 +98,14 @@ def test_ack_only_after_durable_then_redelivered_with_same_time(
         wait_for(lambda: src2.status()["acked"] == 50)
     finally:
         src2.stop()
+    # The counters persist (50 received, then their 50 redeliveries); a third
+    # start receives only the sentinel: every message was acked.
     last = MemorySink()
     src3 = started(cfg, last, state_dir=str(tmp_path))
     publisher.send(f"{p}/sentinel", b"1")  # behind anything the broker still had for us
     wait_for(lambda: last.snapshot(), what="the sentinel")
     assert [line.split(" ")[1] for line in last.snapshot()] == ["sentinel=1"]
-    assert src3.status()["subscriptions"][f"{p}/{{field}}"]["messages_received"] == 1
+    assert src3.status()["subscriptions"][f"{p}/{{field}}"]["messages_received"] == 101
     src3.stop()
 
 

@@ -407,6 +407,29 @@ def test_example_pi_config() -> None:
     assert zigbee.subscriptions[0].filter == "zigbee2mqtt/+"
 
 
+def test_example_pi_precision_loses_no_mqtt_message() -> None:
+    config = parse((ROOT / "config" / "example-pi.yaml").read_text(), env={"INFLUX_TOKEN": "t"})
+    assert config.influx.precision == "ms" and config.warnings == ()
+
+
+MQTT_SOURCE = """sources:
+  - name: z2m
+    type: mqtt
+    url: mqtt://localhost:1883
+    subscriptions: [{topic: 'zigbee2mqtt/{device}', format: json}]
+"""
+
+
+def test_coarse_precision_with_an_mqtt_source_warns() -> None:
+    coarse = parse("influx:\n  bucket: b\n  precision: s\n" + MQTT_SOURCE)
+    (warning,) = coarse.warnings
+    assert warning.startswith("influx.precision: s with the MQTT source 'z2m': messages of one "
+                              "series less than a second apart share a timestamp")
+    assert warning.endswith("use precision ms (or finer)")
+    assert parse("influx:\n  bucket: b\n  precision: ms\n" + MQTT_SOURCE).warnings == ()
+    assert parse("influx:\n  bucket: b\n  precision: s\n").warnings == ()  # no MQTT source
+
+
 class TestPermissionWarning:
     def write(self, tmp_path: Path, text: str, mode: int) -> Path:
         path = tmp_path / "c.yaml"

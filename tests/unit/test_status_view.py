@@ -61,13 +61,26 @@ def test_a_stalled_backlog_says_it_is_not_draining_and_why() -> None:
 
 
 def test_rejected_mqtt_messages_show_count_and_last_reason() -> None:
-    bridge = {"name": "zigbee", "connected": True, "unacked": 0, "queued": 0, "subscriptions": {
-        "zigbee2mqtt/{device}": {"messages_received": 120, "points": 115,
-                                 "messages_rejected": 5, "last_reject_topic": "zigbee2mqtt/x",
-                                 "last_reject_reason": "payload is not JSON"}}}
+    bridge = {"name": "zigbee", "connected": True, "unacked": 0, "queued": 0,
+              "messages_unmatched": 0, "qos0_dropped": 0,
+              "rejected_files": ["/var/lib/edge-agent/mqtt-zigbee-rejected.jsonl"],
+              "subscriptions": {"zigbee2mqtt/{device}": {
+                  "messages_received": 120, "points": 115, "messages_rejected": 5,
+                  "fields_dropped": 2, "last_reject_topic": "zigbee2mqtt/x",
+                  "last_reject_time": NOW - 60, "last_reject_reason": "invalid JSON: " + "x" * 90}}}
     lines = render(live(sources=[bridge]), NOW)
-    assert "    zigbee2mqtt/{device}: 120 messages, 115 points, 5 rejected" in lines
-    assert "      last rejected (zigbee2mqtt/x): payload is not JSON" in lines
+    assert all(len(line) <= 80 for line in lines), lines
+    at = lines.index("  zigbee       connected    unacked 0, queued 0")
+    assert lines[at + 1:at + 5] == [
+        "    mqtt zigbee: 5 rejected, 0 unmatched, 0 QoS 0 dropped",
+        "      rejected messages in /var/lib/edge-agent/mqtt-zigbee-rejected.jsonl",
+        "    subscription 'zigbee2mqtt/{device}': 120 received, 115 points, 5 rejected",
+        "      2 fields dropped"]
+    assert lines[at + 5].startswith("      last rejected ") and \
+        lines[at + 5].endswith(" on 'zigbee2mqtt/x':")
+    # a long reason wraps below its own indent instead of being cut
+    assert lines[at + 6].startswith("        invalid JSON: xxx")
+    assert lines[at + 7].startswith("          xxx")
 
 
 def test_not_running_reads_the_disk() -> None:

@@ -39,7 +39,8 @@ except (ImportError, AttributeError) as exc:
                       f"install it with: pip install 'paho-mqtt{PAHO_RANGE}'") from None
 
 __all__ = ["DEFAULT_RECEIVE_MAXIMUM", "DEFAULT_RECONNECT_MAX", "DEFAULT_SESSION_EXPIRY",
-           "FAST_PATH_MISSING", "backoff_delay", "client_class", "decode_publish"]
+           "FAST_PATH_MISSING", "backoff_delay", "client_class", "decode_publish",
+           "decode_publish_ids"]
 
 log = logging.getLogger("edge_agent.sources.mqtt")
 
@@ -49,20 +50,71 @@ DEFAULT_SESSION_EXPIRY = 7 * 86_400
 DEFAULT_RECONNECT_MAX = 30.0
 READ_SIZE = 65536  # bytes per socket read of the network thread
 
-_Sink = Callable[[bytes, bytes, int, int, bool], None]
+_Sink = Callable[[bytes, bytes, int, int, bool, Tuple[int, ...]], None]
 
 
 def decode_publish(header: int, packet: Union[bytes, bytearray], v5: bool
                    ) -> Tuple[bytes, bytes, int, int, bool]:
-    """``(topic, payload, qos, mid, dup)`` of a PUBLISH packet (after its fixed header).
+    """``(topic, payload, qos, mid, dup)`` of a PUBLISH packet (after its fixed header)."""
+    topic, payload, qos, mid, dup, _ = decode_publish_ids(header, packet, v5)
+    return topic, payload, qos, mid, dup
+
+
+# MQTT 5 section 2.2.2.2: the value sizes of the properties a PUBLISH may carry
+# (-2: a 2-byte length and that many bytes; -4: two of those; 0: a variable byte integer).
+_PUBLISH_PROPERTY_SIZES = {0x01: 1, 0x02: 4, 0x23: 2, 0x08: -2, 0x09: -2, 0x03: -2,
+                           0x26: -4, 0x0B: 0}
+_SUBSCRIPTION_IDENTIFIER = 0x0B
+
+
+def _varint(packet: bytes, pos: int) -> Tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = packet[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 21:
+            raise ValueError("PUBLISH variable byte integer is malformed")
+
+
+def _subscription_ids(packet: bytes, pos: int, end: int) -> Tuple[int, ...]:
+    """The Subscription Identifiers among the properties in ``packet[pos:end]``."""
+    ids: Tuple[int, ...] = ()
+    while pos < end:
+        prop = packet[pos]
+        pos += 1
+        size = _PUBLISH_PROPERTY_SIZES.get(prop)
+        if size is None:
+            raise ValueError(f"PUBLISH property 0x{prop:02x} is not allowed in a PUBLISH")
+        if size == 0:
+            value, pos = _varint(packet, pos)
+            ids += (value,)
+        elif size > 0:
+            pos += size
+        else:
+            for _ in range(-size // 2):
+                pos += 2 + ((packet[pos] << 8) | packet[pos + 1])
+    if pos != end:
+        raise ValueError("PUBLISH properties run past their length")
+    return ids
+
+
+def decode_publish_ids(header: int, packet: Union[bytes, bytearray], v5: bool
+                       ) -> Tuple[bytes, bytes, int, int, bool, Tuple[int, ...]]:
+    """``(topic, payload, qos, mid, dup, subscription_ids)`` of a PUBLISH packet.
 
     MQTT 3.1.1 section 3.3 / MQTT 5 section 3.3: topic length (2 bytes), topic,
     packet id (QoS > 0), MQTT 5 properties (a variable byte integer length,
-    then the properties, skipped: the bridge uses none of them), payload.
-    Raises ``ValueError`` on a truncated packet.
+    then the properties: only the Subscription Identifiers are read, which tell
+    the copies of a message matching overlapping subscriptions apart), payload.
+    Raises ``ValueError`` on a truncated or malformed packet.
     """
     qos = (header & 0x06) >> 1
     packet = bytes(packet)  # paho collects it in a bytearray; topics key a dict
+    ids: Tuple[int, ...] = ()
     try:
         end = 2 + ((packet[0] << 8) | packet[1])
         if end > len(packet):
@@ -73,22 +125,17 @@ def decode_publish(header: int, packet: Union[bytes, bytearray], v5: bool
             mid = (packet[end] << 8) | packet[end + 1]
             end += 2
         if v5:
-            length, shift = 0, 0
-            while True:
-                byte = packet[end]
-                end += 1
-                length |= (byte & 0x7F) << shift
-                if not byte & 0x80:
-                    break
-                shift += 7
-                if shift > 21:
-                    raise ValueError("PUBLISH property length is malformed")
+            length, end = _varint(packet, end)
+            if length:
+                if end + length > len(packet):
+                    raise ValueError("PUBLISH properties run past the packet")
+                ids = _subscription_ids(packet, end, end + length)
             end += length
             if end > len(packet):
                 raise ValueError("PUBLISH properties run past the packet")
     except IndexError:
         raise ValueError("PUBLISH packet is truncated") from None
-    return topic, packet[end:], qos, mid, bool(header & 0x08)
+    return topic, packet[end:], qos, mid, bool(header & 0x08), ids
 
 
 class _Client(mqtt.Client):
@@ -99,7 +146,7 @@ class _Client(mqtt.Client):
       buffer; ``loop_read`` keeps going while buffered bytes remain, since
       ``select`` cannot see them.
     * With ``publish_sink`` set, QoS 0 and 1 PUBLISH packets go straight to it
-      as ``(topic, payload, qos, mid, dup)``; QoS 2 (which needs paho's
+      as ``(topic, payload, qos, mid, dup, subscription_ids)``; QoS 2 (which needs paho's
       PUBREC/PUBREL state) takes paho's own path and ``on_message``.
     """
 
@@ -140,13 +187,13 @@ class _Client(mqtt.Client):
         if sink is None or header & 0x06 == 0x04:  # QoS 2: paho's state machine
             return super()._handle_publish()
         try:
-            topic, payload, qos, mid, dup = decode_publish(
+            topic, payload, qos, mid, dup, ids = decode_publish_ids(
                 header, self._in_packet["packet"], self._protocol == mqtt.MQTTv5)
         except ValueError as exc:
             return _malformed(self, str(exc))
         if qos == 3:
             return _malformed(self, "PUBLISH with QoS 3")
-        sink(topic, payload, qos, mid, dup)
+        sink(topic, payload, qos, mid, dup, ids)
         if qos == 1 and not self._manual_ack:
             return self._send_puback(mid)
         return mqtt.MQTT_ERR_SUCCESS

@@ -197,6 +197,11 @@ class DedupIndex:
             for mid, _ in rows:
                 state[mid] = _COMMITTED
 
+    def newest_receive_ns(self) -> int:
+        """The latest receive time recorded (0 when empty): moved times included."""
+        with self._lock:
+            return max(self._receive_ns) if len(self) else 0
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ...lineproto.encoder import LineEncoder
 from .client import DEFAULT_RECEIVE_MAXIMUM, _build_client, _protocol
+from .overlaps import Overlaps, broker_filters
 from .payloads import Rejected, _opt
 from .routes import SubscriptionStats, compile_parsers, route
 from .tls import connect_failure, disconnect_reason
@@ -48,14 +48,14 @@ def collect_once(config: Any, wait: float, *, default_tags: Optional[Dict[str, s
                                     manual_ack=False, receive_maximum=DEFAULT_RECEIVE_MAXIMUM)
     qos = int(_opt(config, "qos", 1))
     v5 = _protocol(config) == mqtt.MQTTv5
+    overlaps = Overlaps(p.filter for p in parsers)
 
     def on_connect(c: mqtt.Client, u: Any, flags: Any, reason: Any, props: Any) -> None:
         if getattr(reason, "is_failure", False):
             state["error"] = f"connection refused: {reason}"
             return
         state["connected"] = True
-        topics: Any = [(p.filter, SubscribeOptions(qos=qos) if v5 else qos) for p in parsers]
-        c.subscribe(topics)
+        overlaps.subscribe(c, broker_filters((p.filter for p in parsers), v5), qos, v5)
 
     def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         now = clock()
@@ -66,7 +66,12 @@ def collect_once(config: Any, wait: float, *, default_tags: Optional[Dict[str, s
         parser, captured = route(parsers, topic)
         if parser is None:
             return
+        ids = getattr(msg.properties, "SubscriptionIdentifier", None) if msg.properties else None
         st = stats[parser.template.template]
+        if overlaps.other_copy(parser.filter, tuple(ids or ())):
+            with lock:
+                st.overlap_copies += 1  # stored from the copy of this subscription
+            return
         with lock:
             st.messages_received += 1
             try:

@@ -11,14 +11,18 @@ Threads and flow:
   system call hands the GIL to the worker and waits to get it back), and it
   decodes QoS 0/1 PUBLISH packets itself, straight into the deque (no
   ``MQTTMessage``, no MQTT 5 ``Properties`` object, no callback locks).
-* One worker drains the queue in groups, parses (``payloads``), checks DUP
-  messages against the dedup index (``dedup``), hands the group's lines to
-  ``sink.add`` and keeps the ticket. A group is acked (PUBACK, in receive
+* One worker (:mod:`.worker`) drains the queue in groups, routes, parses,
+  commits the group's lines (``sink.add``) and rejected messages (the
+  rejected-messages file, :mod:`.ledger`), and acks (PUBACK, in receive
   order) only after ``sink.wait_durable(ticket)`` returned True. When no
   message arrived for ``ack_interval`` (5 ms) the worker asks the sink to seal
   now (``sink.flush()`` when it has one): with a full in-flight window the
   broker sends nothing more until we ack, so waiting for the writer's own
   commit interval would throttle throughput to one window per interval.
+* Overlapping subscriptions: each message is stored once, by its most
+  specific subscription (:mod:`.routes`); with MQTT 5 each filter has its own
+  Subscription Identifier and the copies for the others are skipped
+  (:mod:`.overlaps`).
 * In-flight window: for MQTT 5 we send ReceiveMaximum (1000 by default);
   mosquitto then keeps up to that many unacked QoS 1 messages in flight to
   us. MQTT 3.1.1 has no such property and mosquitto's ``max_inflight_messages``
@@ -46,20 +50,18 @@ Threads and flow:
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ...buffer.deadletter import DEFAULT_MAX_BYTES
 from ...lineproto.encoder import LineEncoder
-from ...retry import RetrySchedule
 from ...throttle import LogThrottle
 from .client import (
     DEFAULT_RECEIVE_MAXIMUM,
@@ -69,36 +71,30 @@ from .client import (
     backoff_delay,
     client_class,
 )
-from .dedup import DedupIndex, index_path, message_digest
-from .payloads import MessageParser, Rejected, _opt
-from .routes import SubscriptionStats, compile_parsers, route
+from .collisions import make_guard
+from .dedup import DedupIndex, index_path
+from .ledger import Ledger
+from .overlaps import Overlaps, broker_filters
+from .payloads import MessageParser, _opt
+from .routes import compile_parsers
 from .tls import connect_failure, disconnect_reason
+from .worker import Worker, _Group
 
 __all__ = ["MqttSource"]
 
 log = logging.getLogger(__name__)
 
-MAX_GROUP = 1000
-GROUP_WAIT_BELOW = 100  # fewer messages queued than this: wait a moment for more
-TOPIC_CACHE_MAX = 10_000  # topics remembered with their route; cleared when full
 
-
-
-@dataclass
-class _Group:
-    ticket: Optional[int]
-    acks: List[Tuple[int, int, int]]  # (mid, qos, generation)
-    committed: List[Tuple[int, bytes]] = field(default_factory=list)
-
-
-class MqttSource:
+class MqttSource(Worker):
     """An MQTT subscription source that commits lines to ``sink`` before acking.
 
     ``config`` has the attributes of an ``mqtt`` source (url, client_id, ...,
     subscriptions); ``sink`` has ``add(lines, dest) -> ticket`` and
     ``wait_durable(ticket, timeout) -> bool`` (and optionally ``flush()``);
-    ``state_dir`` holds the dedup index (no index when None: redeliveries
-    then may become second points). ``default_tags`` are the agent's.
+    ``state_dir`` holds the dedup index, the persistent counters and the
+    rejected-messages file (``rejected_max`` bytes, the dead letters' budget);
+    without it redeliveries may become second points and rejected messages are
+    only counted. ``default_tags`` are the agent's.
     """
 
     def __init__(self, config: Any, sink: Any, *, state_dir: Optional[str] = None,
@@ -106,7 +102,8 @@ class MqttSource:
                  dest: Any = None, receive_maximum: int = DEFAULT_RECEIVE_MAXIMUM,
                  ack_interval: float = 0.005, max_queue: int = 50_000,
                  log_interval: float = 60.0, clock: Callable[[], int] = time.time_ns,
-                 rng: Optional[random.Random] = None) -> None:
+                 rng: Optional[random.Random] = None,
+                 rejected_max: int = DEFAULT_MAX_BYTES) -> None:
         self.config = config
         self.sink = sink
         self.dest = dest
@@ -123,8 +120,16 @@ class MqttSource:
         self._encoder = LineEncoder(precision, default_tags)
         self._parsers = compile_parsers(config, list(_opt(config, "subscriptions", [])),
                                         self._encoder)
-        self.stats: Dict[str, SubscriptionStats] = {
-            p.template.template: SubscriptionStats() for p in self._parsers}
+        self._active: List[MessageParser] = list(self._parsers)  # minus refused filters
+        self._suback_wait: Dict[int, str] = {}  # SUBSCRIBE mid -> filter, until its SUBACK
+        self._overlaps = Overlaps(p.filter for p in self._parsers)
+        self._v5 = _protocol(config) == mqtt.MQTTv5
+        self._guard = make_guard(self._encoder.precision)
+        self.ledger = Ledger(self.name, state_dir, rejected_max, load=False)  # read at start
+        self.stats = self.ledger.stats
+        for p in self._parsers:
+            self.ledger.sub(p.template.template)
+        self._unsubscribing: Dict[int, List[str]] = {}  # UNSUBSCRIBE mid -> stale filters
         # Opened by start(), not here: on a reload the new source is built while the
         # old one still runs and writes this index; loading it before the old one
         # stopped would miss its last rows, and redeliveries become second points.
@@ -152,9 +157,8 @@ class MqttSource:
         self._flushed_ticket: Optional[int] = None
         self._not_durable_since: Optional[float] = None
         self.counters: Dict[str, Any] = {
-            "connects": 0, "disconnects": 0, "last_error": "", "messages_unmatched": 0,
-            "qos0_dropped": 0, "stale_acks": 0, "acked": 0, "backpressure": False,
-            "worker_errors": 0}
+            "connects": 0, "disconnects": 0, "last_error": "", "stale_acks": 0, "acked": 0,
+            "backpressure": False, "worker_errors": 0}
         self._client, self._connect = _build_client(
             config, self.client_id, self.persistent, manual_ack=True,
             receive_maximum=receive_maximum, client_class=client_class())
@@ -164,6 +168,7 @@ class MqttSource:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_unsubscribe = self._on_unsubscribe
         self._worker = threading.Thread(target=self._run, name=f"mqtt-{self.name}", daemon=True)
 
     # -- lifecycle ------------------------------------------------------------
@@ -172,6 +177,10 @@ class MqttSource:
         """Open the dedup index, start connecting (in the background) and processing."""
         if self._index_path is not None and self._index is None:
             self._index = DedupIndex(self._index_path)
+        self.ledger.open()
+        self.ledger.subscribed(self._broker_filters(self._parsers))
+        if self._guard is not None and self._index is not None:  # see collisions.py
+            self._guard.floor = self._index.newest_receive_ns() // self._guard.unit
         self._worker.start()
         self._connect()
 
@@ -185,6 +194,13 @@ class MqttSource:
             self._worker.join(timeout + 1.0)
         self._client.disconnect()
         self._client.loop_stop()
+        lost = sum(1 for m in self._inbox if m[2] == 0)  # QoS 1 is redelivered; 0 is gone
+        if lost:
+            self.ledger.source["qos0_dropped"] += lost
+            log.warning("mqtt %s: %d QoS 0 message(s) received but not processed before the "
+                        "stop timeout: dropped (counted in qos0_dropped)", self.name, lost)
+        self._throttle.report_held(f"mqtt {self.name}", due_only=False)
+        self.ledger.checkpoint(force=True)
         if self._index is not None:
             self._index.close()
             self._index = None
@@ -201,27 +217,51 @@ class MqttSource:
     def update_subscriptions(self, subscriptions: Sequence[Any]) -> None:
         """Replace the subscriptions (a config reload); subscribes new ones now and on reconnect."""
         parsers = compile_parsers(self.config, list(subscriptions), self._encoder)
-        old = {p.filter for p in self._parsers}
-        new = {p.filter for p in parsers}
+        old = set(self._broker_filters(self._parsers))
+        new = set(self._broker_filters(parsers))
         with self._lock:
             self._parsers = parsers
+            self._active = list(parsers)
+            self._overlaps.update(p.filter for p in parsers)
             for p in parsers:
-                self.stats.setdefault(p.template.template, SubscriptionStats())
+                self.ledger.sub(p.template.template)
             connected = self._connected
+            self.ledger.subscribed(sorted(new))  # the removed ones become stale
         if connected:
-            self._subscribe([p for p in parsers if p.filter not in old])
+            self._subscribe(sorted(new - old))
             gone = sorted(old - new)
             if gone:
-                self._client.unsubscribe(gone)
+                _, mid = self._client.unsubscribe(gone)
+                self._unsubscribing[mid] = gone
 
     def status(self) -> Dict[str, Any]:
         """Connection state and counters, for ``edge-agent status``."""
         with self._lock:
             out = dict(self.counters)
+            out.update(self.ledger.source)
             out.update(name=self.name, client_id=self.client_id, connected=self._connected,
-                       unacked=self._pending_msgs, queued=len(self._inbox))
+                       unacked=self._pending_msgs, queued=len(self._inbox),
+                       last_unmatched=self.ledger.last_unmatched,
+                       rejected_files=self.ledger.files(),
+                       refused=self._refused_filters())
             out["subscriptions"] = {k: asdict(v) for k, v in self.stats.items()}
         return out
+
+    def metrics(self) -> List[Tuple[Dict[str, str], Dict[str, Any]]]:
+        """``(tags, fields)`` per subscription and for the source, for the internal metrics."""
+        with self._lock:
+            rows: List[Tuple[Dict[str, str], Dict[str, Any]]] = [
+                ({"source": self.name, "subscription": k},
+                 {n: v for n, v in asdict(s).items() if isinstance(v, int)})
+                for k, s in self.stats.items()]
+            rows.append(({"source": self.name}, dict(
+                self.ledger.source, acked=self.counters["acked"],
+                connected=self._connected)))
+        return rows
+
+    def _refused_filters(self) -> List[str]:
+        active = {p.filter for p in self._active}
+        return [p.filter for p in self._parsers if p.filter not in active]
 
     # -- paho callbacks (network thread) ---------------------------------------
 
@@ -238,26 +278,41 @@ class MqttSource:
             self.counters["connects"] += 1
         log.info("mqtt %s: connected (session present: %s)", self.name,
                  getattr(flags, "session_present", "?"))
-        self._subscribe(self._parsers)
+        self._subscribe(self._broker_filters(self._parsers))
+        stale = list(self.ledger.stale_filters)
+        if stale:  # removed from the config since the session subscribed them
+            log.info("mqtt %s: unsubscribing %s (no longer in the config)", self.name,
+                     ", ".join(repr(f) for f in stale))
+            _, mid = self._client.unsubscribe(stale)
+            self._unsubscribing[mid] = stale
 
-    def _subscribe(self, parsers: Sequence[MessageParser]) -> None:
-        if not parsers:
-            return
-        if _protocol(self.config) == mqtt.MQTTv5:
-            # retainHandling 1: retained messages only for a subscription the
-            # session did not have, so a reconnect does not replay them as new points.
-            topics: Any = [(p.filter, SubscribeOptions(qos=self.qos, retainHandling=1))
-                           for p in parsers]
-        else:
-            topics = [(p.filter, self.qos) for p in parsers]
-        self._client.subscribe(topics)
+    def _broker_filters(self, parsers: Sequence[MessageParser]) -> List[str]:
+        return broker_filters((p.filter for p in parsers), self._v5)
+
+    def _subscribe(self, filters: List[str]) -> None:
+        with self._lock:  # a new SUBSCRIBE: its filters are given another chance
+            active = set(filters) | {p.filter for p in self._active}
+            self._active = [p for p in self._parsers if p.filter in active]
+        for flt, mid in self._overlaps.subscribe(self._client, filters, self.qos, self._v5):
+            self._suback_wait[mid] = flt
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
                       properties: Any) -> None:
+        flt = self._suback_wait.pop(mid, None)
         for reason in reasons:
             if getattr(reason, "is_failure", False):
                 self.counters["last_error"] = f"subscribe refused: {reason}"
-                log.warning("mqtt %s: broker refused a subscription: %s", self.name, reason)
+                log.warning("mqtt %s: broker refused the subscription %r: %s", self.name,
+                            flt or "?", reason)
+                if flt is not None:  # route its topics to the next most specific one
+                    with self._lock:
+                        self._active = [p for p in self._active if p.filter != flt]
+
+    def _on_unsubscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any,
+                        properties: Any) -> None:
+        done = self._unsubscribing.pop(mid, None)
+        if done:
+            self.ledger.unsubscribed(done)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any,
                        properties: Any) -> None:
@@ -288,203 +343,20 @@ class MqttSource:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # QoS 2 only: _Client hands QoS 0 and 1 to _enqueue directly (all QoS with
         # paho's stock client, the fallback of client_class()).
-        self._enqueue(msg._topic, bytes(msg.payload), msg.qos, msg.mid, msg.dup)
+        ids = getattr(msg.properties, "SubscriptionIdentifier", None) if msg.properties else None
+        self._enqueue(msg._topic, bytes(msg.payload), msg.qos, msg.mid, msg.dup,
+                      tuple(ids or ()))
 
-    def _enqueue(self, topic: bytes, payload: bytes, qos: int, mid: int, dup: bool) -> None:
+    def _enqueue(self, topic: bytes, payload: bytes, qos: int, mid: int, dup: bool,
+                 ids: Tuple[int, ...] = ()) -> None:
         if self._stopping:
-            return  # not acked: the broker delivers it again after the restart
+            if qos == 0:  # QoS 1 is not acked: the broker delivers it again after the restart
+                self.ledger.source["qos0_dropped"] += 1
+            return
         inbox = self._inbox
         if qos == 0 and len(inbox) >= self.max_queue:
-            self.counters["qos0_dropped"] += 1
+            self.ledger.source["qos0_dropped"] += 1
             return
-        inbox.append((topic, payload, qos, mid, dup, self._clock(), self._generation))
+        inbox.append((topic, payload, qos, mid, dup, self._clock(), self._generation, ids))
         if len(inbox) == 1:
             self._wake.set()
-
-    # -- worker -----------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self._work()
-                return
-            except Exception as exc:  # a bug must not end the bridge: the watchdog would
-                # The messages of the batch that failed stay unacked; the broker sends
-                # them again on the next connection and the dedup index sorts them out.
-                self.counters["worker_errors"] += 1
-                self.counters["last_error"] = f"unexpected error: {type(exc).__name__}: {exc}"
-                self._throttle.log(logging.ERROR, "worker", "mqtt %s: unexpected error in the "
-                                   "worker: %s: %s; carrying on", self.name,
-                                   type(exc).__name__, exc)
-                log.debug("mqtt %s: traceback", self.name, exc_info=True)
-                if self._stop.wait(0.5):
-                    return
-
-    def _work(self) -> None:
-        deadline: Optional[float] = None
-        while True:
-            if self._stop.is_set() and deadline is None:
-                deadline = time.monotonic() + self._stop_timeout
-            msgs = self._drain(self.ack_interval if self._pending or deadline else 0.25)
-            if msgs:
-                self._process(msgs)
-            elif self._pending:
-                self._flush_sink()
-            self._settle(0.0 if msgs else 0.02)
-            if deadline is not None and not self._inbox and (
-                    not self._pending or time.monotonic() > deadline):
-                return
-
-    def _drain(self, timeout: float) -> List[Tuple[Any, ...]]:
-        if self._pending_msgs > 20_000:  # stalled sink: let the window fill up
-            time.sleep(timeout)
-            return []
-        inbox = self._inbox
-        self._wake.clear()  # before looking: an append from now on sets it again
-        if not inbox and (not self._wake.wait(timeout) or not inbox):
-            return []
-        if len(inbox) < GROUP_WAIT_BELOW:
-            # Let a group build up: woken per message, this thread would take the
-            # GIL from paho's network thread for every message (measured: the
-            # bridge then received at half the rate of a bare paho subscriber).
-            time.sleep(self.ack_interval / 2)
-        popleft = inbox.popleft
-        out = []
-        for _ in range(min(len(inbox), MAX_GROUP)):
-            out.append(popleft())
-        return out
-
-    def _lookup(self, raw_topic: bytes
-                ) -> Optional[Tuple[MessageParser, Dict[str, str]]]:
-        """The parser and captures of a topic (cached: a sensor repeats its topic)."""
-        parsers = self._parsers
-        routes = self._routes
-        if self._routes_for is not parsers or len(routes) >= TOPIC_CACHE_MAX:
-            routes.clear()
-            self._routes_for = parsers
-        try:
-            return routes[raw_topic]
-        except KeyError:
-            pass
-        try:
-            parser, captured = route(parsers, raw_topic.decode("utf-8"))
-        except UnicodeDecodeError:
-            parser, captured = None, None
-        found = None if parser is None or captured is None else (parser, captured)
-        routes[raw_topic] = found
-        return found
-
-    def _process(self, msgs: List[Tuple[Any, ...]]) -> None:
-        lines: List[str] = []
-        acks: List[Tuple[int, int, int]] = []
-        pending_rows: List[Tuple[int, bytes, int, int]] = []
-        committed: List[Tuple[int, bytes]] = []
-        lookup = self._lookup
-        index = self._index
-        for raw_topic, payload, qos, mid, dup, receive_ns, generation in msgs:
-            if qos > 0:
-                acks.append((mid, qos, generation))
-            route = lookup(raw_topic)
-            if route is None:
-                self.counters["messages_unmatched"] += 1
-                continue
-            parser, captured = route
-            topic = raw_topic.decode("utf-8")
-            stats = self.stats[parser.template.template]
-            stats.messages_received += 1
-            digest = b""
-            seq = 0
-            if index is not None and qos > 0:
-                seq = index.next_seq()
-                digest = message_digest(raw_topic, payload, qos)
-                hit = index.lookup(mid, digest, seq) if dup else None
-                if hit is not None:
-                    if hit.committed:
-                        stats.duplicates_skipped += 1
-                        continue
-                    receive_ns = hit.receive_ns  # same time -> the same point again
-            try:
-                parsed = parser.parse(topic, payload, receive_ns, captured)
-            except Rejected as exc:
-                self._reject(stats, topic, exc.reason)
-                continue
-            lines.extend(parsed.lines)
-            stats.points += len(parsed.lines)
-            stats.count_drops(parsed)
-            if digest:
-                pending_rows.append((mid, digest, receive_ns, seq))
-                committed.append((mid, digest))
-        ok, ticket = True, None
-        if pending_rows and index is not None:
-            ok, _ = self._retry("write the dedup index", lambda: index.record_pending(pending_rows))
-        if ok and lines:
-            ok, ticket = self._retry("add to the buffer", lambda: self.sink.add(lines, self.dest))
-        # A group that could not be added is never acked: the broker redelivers it.
-        self._pending.append(_Group(ticket, acks if ok else [], committed if ok else []))
-        self._pending_msgs += len(acks)
-
-    def _retry(self, what: str, fn: Callable[[], Any]) -> Tuple[bool, Any]:
-        """Run ``fn`` until it works; ``(False, None)`` only when stopping."""
-        backoff, failures = RetrySchedule(retry_interval=0.1, max_retry_delay=5.0), 0
-        while True:
-            try:
-                return True, fn()
-            except Exception as exc:  # a full disk, a closed buffer: keep the messages unacked
-                self.counters["last_error"] = f"cannot {what}: {exc}"
-                self._throttle.warning("sink", "mqtt %s: cannot %s: %s; not acking, retrying",
-                                       self.name, what, exc)
-                if self._stop.is_set():
-                    return False, None
-                failures += 1
-                time.sleep(backoff.nominal(failures))
-
-    def _flush_sink(self) -> None:
-        last = self._pending[-1].ticket
-        if last is None or last == self._flushed_ticket:
-            return
-        flush = getattr(self.sink, "flush", None)
-        if flush is not None:
-            flush()
-        self._flushed_ticket = last
-
-    def _settle(self, timeout: float) -> None:
-        while self._pending:
-            group = self._pending[0]
-            if group.ticket is not None and not self.sink.wait_durable(group.ticket, timeout):
-                now = time.monotonic()
-                if self._not_durable_since is None:
-                    self._not_durable_since = now
-                elif now - self._not_durable_since > 5.0:
-                    self.counters["backpressure"] = True
-                    self._throttle.warning(
-                        "durable", "mqtt %s: the disk buffer has not committed for %.0f s; "
-                        "holding acks (the broker keeps the messages)",
-                        self.name, now - self._not_durable_since)
-                return
-            self._not_durable_since = None
-            self.counters["backpressure"] = False
-            self._pending.popleft()
-            self._pending_msgs -= len(group.acks)
-            if group.committed and self._index is not None:
-                mark = functools.partial(self._index.mark_committed, group.committed)
-                self._retry("update the dedup index", mark)
-            self._ack(group.acks)
-            timeout = 0.0
-
-    def _ack(self, acks: List[Tuple[int, int, int]]) -> None:
-        with self._lock:
-            generation = self._generation
-            connected = self._connected
-            for mid, qos, gen in acks:
-                if connected and gen == generation:
-                    self._client.ack(mid, qos)
-                    self.counters["acked"] += 1
-                else:
-                    self.counters["stale_acks"] += 1
-
-    def _reject(self, stats: SubscriptionStats, topic: str, reason: str) -> None:
-        stats.messages_rejected += 1
-        stats.last_reject_reason = reason
-        stats.last_reject_topic = topic
-        self._throttle.warning(f"reject:{topic.split('/', 1)[0]}",
-                               "mqtt %s: rejected a message on %r: %s", self.name, topic, reason)
