@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import List, Optional, Tuple
 
-__all__ = ["split_line", "split_unescaped", "unescape"]
+__all__ = ["split_fields", "split_line", "split_unescaped", "unescape"]
 
 
 def split_unescaped(text: str, sep: str) -> List[str]:
@@ -58,3 +58,25 @@ def split_line(line: str) -> Tuple[str, str, Optional[str]]:
     if quoted:
         raise ValueError("line protocol string field is not closed")
     return series, fields, (stamp or None)
+
+
+def split_fields(text: str) -> List[Tuple[str, str]]:
+    """``[(key, value text)]`` of a line's field set (commas in quoted strings kept)."""
+    out: List[Tuple[str, str]] = []
+    start, i, quoted, n = 0, 0, False, len(text)
+    while i <= n:
+        c = text[i] if i < n else ","
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif c == "," and not quoted:
+            pair = text[start:i]
+            j = 0
+            while j < len(pair) and pair[j] != "=":
+                j += 2 if pair[j] == "\\" else 1
+            out.append((pair[:j], pair[j + 1:]))
+            start = i + 1
+        i += 1
+    return out

@@ -13,7 +13,8 @@ from typing import Any, Dict, List
 import pytest
 
 from edge_agent.lineproto.encoder import LineEncoder
-from edge_agent.sources.mqtt.collisions import MAX_SHIFT, CollisionGuard, split_fields
+from edge_agent.lineproto.parse import split_fields
+from edge_agent.sources.mqtt.collisions import MAX_SHIFT, CollisionGuard
 from edge_agent.sources.mqtt.ledger import Ledger, offline_sources, status_lines
 from edge_agent.sources.mqtt.overlaps import (
     Overlaps,

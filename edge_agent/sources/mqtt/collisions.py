@@ -43,39 +43,17 @@ times are distinct). It sees the points of its own source only.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
-from ...lineproto.parse import split_line
+from ...lineproto.parse import split_fields, split_line
 from ...lineproto.timestamps import PRECISIONS
 
-__all__ = ["MAX_KEYS", "MAX_SHIFT", "CollisionGuard", "Placement", "split_fields"]
+__all__ = ["MAX_KEYS", "MAX_SHIFT", "CollisionGuard", "Placement"]
 
 MAX_SHIFT = 10  # units of the write precision a receive-time point may be moved
 MAX_KEYS = 100_000
 
 Key = Tuple[str, str]  # (series, field key)
-
-
-def split_fields(text: str) -> List[Tuple[str, str]]:
-    """``[(key, value text)]`` of a line's field set (commas in quoted strings kept)."""
-    out: List[Tuple[str, str]] = []
-    start, i, quoted, n = 0, 0, False, len(text)
-    while i <= n:
-        c = text[i] if i < n else ","
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"':
-            quoted = not quoted
-        elif c == "," and not quoted:
-            pair = text[start:i]
-            j = 0
-            while j < len(pair) and pair[j] != "=":
-                j += 2 if pair[j] == "\\" else 1
-            out.append((pair[:j], pair[j + 1:]))
-            start = i + 1
-        i += 1
-    return out
 
 
 class Placement:
