@@ -13,6 +13,7 @@ the agent starts and ``status`` works on the still-full disk.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -121,8 +122,9 @@ def test_full_disk_never_stops_delivery_and_every_point_is_counted(
     # status works on the full disk and reads the counters the agent left.
     status = run("status", "-c", str(config))
     assert status.returncode == 0, status.stderr
-    data = agent_state(status.stdout)
-    got = identity(data, data["buffered"])
+    assert status.stdout.startswith("agent: not running\n"), status.stdout
+    data = json.loads(run("status", "--json", "-c", str(config)).stdout)
+    got = identity(data["counters"], data["buffer"]["points"])
     assert got["accepted"] == (got["written"] + got["rejected"] + got["evicted"]
                                + got["dropped"] + got["lost_corrupt"] + got["buffered"]), got
     assert total_points(influx, "full", I2C) == got["written"], got
@@ -134,17 +136,6 @@ def test_full_disk_never_stops_delivery_and_every_point_is_counted(
     wait_until(lambda: again.status(state), 60, "the agent to start on the full disk")
     assert again.stop() == 0, again.log()
     assert "Traceback" not in agent.log() + again.log()
-
-
-def agent_state(stdout: str) -> Dict[str, Any]:
-    """Counters and buffered points from ``edge-agent status`` output."""
-    out: Dict[str, Any] = {}
-    counters_line = next(line for line in stdout.splitlines() if line.startswith("counters:"))
-    for name, value in re.findall(r"(\w+) (\d+)", counters_line):
-        out[name] = int(value)
-    buffer_line = next(line for line in stdout.splitlines() if line.startswith("buffer:"))
-    out["buffered"] = int(buffer_line.split()[1])
-    return out
 
 
 def test_buffer_on_a_full_tmpfs_evicts_removes_and_reopens_exactly(small_fs: Path) -> None:
