@@ -9,10 +9,13 @@ the status file that ``edge-agent status`` reads.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
 import signal
+import stat
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -36,6 +39,42 @@ log = logging.getLogger("edge_agent.agent")
 STATUS_FILE = "status.json"
 SHUTDOWN_FLUSH_TIMEOUT = 10.0
 EVICTION_CHECK = 60.0  # seconds between max_age checks
+HOLD = 30.0  # seconds a polled reading InfluxDB has not taken yet may stay in memory
+
+
+def status_path(state_dir: str) -> str:
+    """Where the status file is written: RAM-backed storage when there is some.
+
+    It is rewritten every 2 s, which alone would write about 2 KB/s to an SD
+    card (4x the line protocol of 10 sensors at 1 s). ``state_dir/status.json``
+    becomes a symlink to a private directory in ``$RUNTIME_DIRECTORY`` (systemd)
+    or /dev/shm, so readers find it where they always did. Without such a
+    directory (or if it is not ours alone) the file stays in state_dir.
+    """
+    link = os.path.join(state_dir, STATUS_FILE)
+    runtime = (os.environ.get("RUNTIME_DIRECTORY") or "/dev/shm").split(":")[0]
+    if not os.path.isdir(runtime):
+        return link
+    digest = hashlib.sha256(os.path.abspath(state_dir).encode()).hexdigest()[:16]
+    private = os.path.join(runtime, f"edge-agent-{digest}")
+    target = os.path.join(private, STATUS_FILE)
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(private, 0o700)
+        info = os.lstat(private)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() \
+                or info.st_mode & 0o077:
+            return link
+        if os.path.islink(link) and os.readlink(link) == target:
+            return target
+        tmp = link + ".link"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    except OSError:
+        return link
+    return target
 
 
 def register_secrets(config: Config) -> None:
@@ -63,7 +102,8 @@ def build_sources(config: Config, sink: Any, dest: Destination) -> List[Any]:
         elif entry.type == "mqtt":
             from ..sources.mqtt.source import MqttSource
 
-            sources.append(MqttSource(entry, sink, state_dir=config.agent.state_dir,
+            acks = sink.for_acks() if hasattr(sink, "for_acks") else sink
+            sources.append(MqttSource(entry, acks, state_dir=config.agent.state_dir,
                                       default_tags=dict(config.tags), precision=dest.precision,
                                       dest=dest))
     return sources
@@ -85,18 +125,20 @@ class Agent:
         self.options = WriteOptions(**config.write_options())
         self.buffer = open_buffer(config)
         self.dead_letters = open_dead_letters(config)
-        self.writer = DurableWriter(self.buffer,
-                                    commit_interval=self.options.commit_interval / 1000,
-                                    batch_size=self.options.batch_size)
+        commit = self.options.commit_interval / 1000
+        # Points go to InfluxDB from memory; what is undelivered after HOLD is committed.
+        self.writer = DurableWriter(self.buffer, commit_interval=commit,
+                                    batch_size=self.options.batch_size, hold=max(HOLD, commit))
         self.dest = config.influx.destination()
         self.transport = Transport(InfluxSettings(**config.influx.settings()))
-        self.flusher = Flusher(self.buffer, self.transport, self.options, self.dead_letters,
+        self.flusher = Flusher(self.writer, self.transport, self.options, self.dead_letters,
                                durable=True, route=retarget_to(self.dest))
         self.sources = build_sources(config, self.writer, self.dest)
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._metrics_encoder = LineEncoder(self.dest.precision, config.tags)
         self.started = time.time()
+        self._status_path = status_path(config.agent.state_dir)
 
     # -- signals --------------------------------------------------------------
 
@@ -221,7 +263,7 @@ class Agent:
         self.transport.close()
         self.config, self.dest, self.transport, self.options = new, dest, transport, options
         self._metrics_encoder = LineEncoder(dest.precision, new.tags)
-        self.flusher = Flusher(self.buffer, self.transport, self.options, self.dead_letters,
+        self.flusher = Flusher(self.writer, self.transport, self.options, self.dead_letters,
                                durable=True, route=retarget_to(self.dest))
         self.flusher.start()
         self.sources = sources
@@ -249,7 +291,7 @@ class Agent:
         }
 
     def write_status(self) -> None:
-        path = os.path.join(self.config.agent.state_dir, STATUS_FILE)
+        path = self._status_path
         tmp = path + ".tmp"
         try:
             with open(tmp, "w", encoding="utf-8") as handle:
