@@ -102,11 +102,28 @@ def build_sources(config: Config, sink: Any, dest: Destination) -> List[Any]:
         elif entry.type == "mqtt":
             from ..sources.mqtt.source import MqttSource
 
-            acks = sink.for_acks() if hasattr(sink, "for_acks") else sink
+            acks = sink.for_acks(ack_window(config, entry)) if hasattr(sink, "for_acks") \
+                else sink
             sources.append(MqttSource(entry, acks, state_dir=config.agent.state_dir,
                                       default_tags=dict(config.tags), precision=dest.precision,
                                       dest=dest))
     return sources
+
+
+def ack_window(config: Config, entry: Any) -> Optional[float]:
+    """How long MQTT acks may wait for InfluxDB before the points are committed (s).
+
+    MQTT 5: the agent's ReceiveMaximum (1000) lets the broker keep sending while
+    a flush interval and a round trip pass. MQTT 3.1.1: mosquitto's window is 20
+    messages, so ``commit_interval`` (None).
+    """
+    import paho.mqtt.client as mqtt
+
+    from ..sources.mqtt.client import _protocol
+
+    if _protocol(entry) != mqtt.MQTTv5:
+        return None
+    return config.write.flush_interval / 1000 + 1.0
 
 
 def source_status(source: Any) -> Dict[str, Any]:

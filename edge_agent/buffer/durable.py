@@ -105,6 +105,7 @@ class DurableWriter(Lender):
         self._ticket = 0  # last ticket handed out
         self._durable = 0  # every ticket up to this one is durable
         self._waited = 0  # someone waits for the tickets up to this one
+        self._within: Optional[float] = None  # ... and wants them durable within this (s)
         self._sleep_until: Optional[float] = None  # when the sealing thread wakes by itself
         self._seal_soon = False
         self._closed = False
@@ -162,16 +163,18 @@ class DurableWriter(Lender):
                 self._wake.notify()
             return self._ticket
 
-    def wait_durable(self, ticket: int, timeout: Optional[float] = None) -> bool:
+    def wait_durable(self, ticket: int, timeout: Optional[float] = None,
+                     hurry: bool = True) -> bool:
         """Block until the points of ``ticket`` (and all earlier ones) are durable.
 
         Returns False if ``timeout`` seconds pass first, or if the writer was
-        closed without committing them.
+        closed without committing them. With ``hurry`` (the default) waiting
+        makes them durable within ``commit_interval``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            if self._durable < ticket and ticket > self._waited:
-                self._want(ticket)
+            if hurry and self._durable < ticket and ticket > self._waited:
+                self._want(ticket, self.commit_interval)
             while self._durable < ticket:
                 if self._stopped:
                     return False
@@ -184,14 +187,20 @@ class DurableWriter(Lender):
                     self._done.wait(remaining)
             return True
 
-    def hurry(self) -> None:
-        """Someone waits for everything added so far: durable within commit_interval."""
+    def hurry(self, within: Optional[float] = None) -> None:
+        """Someone waits for everything added so far: make it durable within
+        ``within`` seconds of its add (default and at least ``commit_interval``)."""
+        within = self.commit_interval if within is None else max(within, self.commit_interval)
         with self._lock:
-            if self._ticket > self._waited and self._durable < self._ticket:
-                self._want(self._ticket)
+            if self._durable < self._ticket and (
+                    self._ticket > self._waited or self._within is None or within < self._within):
+                self._want(self._ticket, within)
 
-    def _want(self, ticket: int) -> None:
+    def _want(self, ticket: int, within: float) -> None:
         """Under the lock: tickets up to ``ticket`` have a waiter now."""
+        if self._durable >= self._waited:  # earlier waiters are served: their window ends
+            self._within = None
+        self._within = within if self._within is None else min(within, self._within)
         self._waited = max(self._waited, min(ticket, self._ticket))
         due = self._next_due(time.monotonic())
         if due is not None:
@@ -203,9 +212,9 @@ class DurableWriter(Lender):
             self._sleep_until = due
             self._wake.notify()
 
-    def for_acks(self) -> AckSink:
+    def for_acks(self, within: Optional[float] = None) -> AckSink:
         """The sink for a source that acks after ``wait_durable`` (MQTT)."""
-        return AckSink(self)
+        return AckSink(self, within)
 
     @property
     def alive(self) -> bool:
@@ -263,8 +272,10 @@ class DurableWriter(Lender):
     # -- sealing -----------------------------------------------------------------
 
     def _deadline(self, since: float, first_ticket: int) -> float:
-        if self.hold is None or first_ticket <= self._waited:
+        if self.hold is None:
             return since + self.commit_interval
+        if first_ticket <= self._waited:
+            return since + (self._within or self.commit_interval)
         return since + self.hold
 
     def _next_due(self, now: float) -> Optional[float]:
@@ -400,23 +411,26 @@ class AckSink:
     """A source's view of the writer where ``flush()`` means "someone waits".
 
     The MQTT source calls ``flush()`` whenever it holds unacked messages and the
-    stream pauses; with ``hold`` that makes them durable within
-    ``commit_interval`` (delivered or committed with an fsync) instead of one
-    commit per pause.
+    stream pauses. With ``hold`` that makes them durable within ``within``
+    seconds (delivered from memory, or committed with an fsync) instead of one
+    commit per pause. ``within`` is what the broker's in-flight window allows:
+    about a flush interval and a round trip with MQTT 5's ReceiveMaximum of
+    1000, ``commit_interval`` for MQTT 3.1.1 (mosquitto keeps only 20 unacked
+    messages in flight to such a client).
     """
 
-    def __init__(self, writer: DurableWriter) -> None:
+    def __init__(self, writer: DurableWriter, within: Optional[float] = None) -> None:
         self.writer = writer
+        self.within = within
 
     def add(self, lines: Sequence[str], dest: Destination) -> int:
         return self.writer.add(lines, dest)
 
     def wait_durable(self, ticket: int, timeout: Optional[float] = None) -> bool:
-        return self.writer.wait_durable(ticket, timeout)
+        return self.writer.wait_durable(ticket, timeout, hurry=self.writer.hold is None)
 
     def flush(self) -> bool:
         if self.writer.hold is None:
             return self.writer.flush()
-        self.writer.hurry()
+        self.writer.hurry(self.within)
         return False
-
