@@ -196,3 +196,20 @@ def test_kill_9_loses_only_readings_younger_than_the_hold_window(tmp_path):
     assert old, "the child ran too briefly to test anything"
     assert set(old) <= stored
     assert accepted == points == len(stored)  # the counters match what survived, exactly
+
+
+def test_segments_are_stored_compressed_and_read_back(buf: DiskBuffer):
+    from edge_agent.buffer.segment import Segment, decode_segment, encode_segment
+
+    lines = [LINE.format(1764600000000000000 + i) for i in range(100)]
+    big = Segment(A, 100, "\n".join(lines).encode(), time.time())
+    small = Segment(A, 1, b"m v=1i 1", time.time())
+    raw_big, raw_small = encode_segment(big), encode_segment(small)
+    assert raw_big[:4] == b"EAS2" and len(raw_big) * 4 < len(big.data)
+    assert raw_small[:4] == b"EAS1"  # a page holds it anyway
+    assert decode_segment(raw_big, Destination.from_key) == big
+    assert decode_segment(raw_small, Destination.from_key) == small
+    with pytest.raises(ValueError, match="damaged compressed"):
+        decode_segment(raw_big[:-20] + b"x" * 20, Destination.from_key)
+    buf.append_many([big, small])
+    assert [seg for _, seg in buf.head(1000, 1 << 20)] == [big, small]
