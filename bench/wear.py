@@ -1,14 +1,14 @@
 """SD-card wear: bytes the running agent writes per byte of line protocol, CPU, wake-ups.
 
-    .venv/bin/python bench/wear.py [--quick] [--seconds 120] [--only NAME ...]
+    .venv/bin/python bench/wear.py [--quick] [--seconds 180] [--only NAME ...]
 
 Each scenario runs the real agent (``edge-agent -c config`` as a subprocess,
 its state_dir on this machine's disk) and measures, over a window after a
 warm-up:
 
-The agent commits polled readings InfluxDB has not taken after a 30 s hold
+The agent commits polled readings InfluxDB has not taken after a 60 s hold
 (``edge_agent.agent.service.HOLD``), so a window shorter than a few holds
-measures noise offline: --quick uses 60 s, the default 120 s.
+measures noise offline: --quick uses 60 s, the default 180 s.
 
 * ``write_bytes`` of ``/proc/<pid>/io``: bytes the agent's threads caused to
   be written to storage (SQLite pages and WAL frames, status.json, the dedup
@@ -271,7 +271,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None,
                         help="scenario names, e.g. 'sensors-1s online'")
     args = parser.parse_args()
-    seconds = args.seconds or (60.0 if args.quick else 120.0)
+    seconds = args.seconds or (60.0 if args.quick else 180.0)
     names = args.only or (QUICK if args.quick else SCENARIOS)
     print(f"edge-agent wear bench: {time.strftime('%Y-%m-%d')}, Python "
           f"{platform.python_version()}, nproc={os.cpu_count()}, {platform.machine()}, "

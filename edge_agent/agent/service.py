@@ -39,7 +39,11 @@ log = logging.getLogger("edge_agent.agent")
 STATUS_FILE = "status.json"
 SHUTDOWN_FLUSH_TIMEOUT = 10.0
 EVICTION_CHECK = 60.0  # seconds between max_age checks
-HOLD = 30.0  # seconds a polled reading InfluxDB has not taken yet may stay in memory
+# Seconds a polled reading InfluxDB has not taken yet may stay in memory (the
+# loss window of kill -9 or a power cut while InfluxDB is unreachable): long
+# enough for one commit to cost about what the readings weigh on an SD card
+# (README "SD cards"); short with sync: full, which asks for durability first.
+HOLD = {"normal": 60.0, "full": 5.0}
 
 
 def status_path(state_dir: str) -> str:
@@ -145,7 +149,8 @@ class Agent:
         commit = self.options.commit_interval / 1000
         # Points go to InfluxDB from memory; what is undelivered after HOLD is committed.
         self.writer = DurableWriter(self.buffer, commit_interval=commit,
-                                    batch_size=self.options.batch_size, hold=max(HOLD, commit))
+                                    batch_size=self.options.batch_size,
+                                    hold=max(HOLD[config.buffer.sync], commit))
         self.dest = config.influx.destination()
         self.transport = Transport(InfluxSettings(**config.influx.settings()))
         self.flusher = Flusher(self.writer, self.transport, self.options, self.dead_letters,

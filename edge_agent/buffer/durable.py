@@ -50,7 +50,7 @@ logger = logging.getLogger("edge_agent.buffer")
 SEGMENT_BYTES = 1 << 20
 RETRY_DELAY = 1.0  # seconds between commit attempts while the disk refuses them
 COUNTERS_DELAY = 1.0  # persist counters changed outside segment commits this often
-HELD_COUNTERS_DELAY = 60.0  # the same with ``hold``: they ride on commits in between
+HELD_COUNTERS_DELAY = 300.0  # the same with ``hold``: they ride on commits in between
 
 
 def _encode(lines: Sequence[str]) -> bytes:
