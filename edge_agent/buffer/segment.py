@@ -31,7 +31,7 @@ _PAGE_USABLE = PAGE_SIZE - 100
 _MAGIC = b"EAS1"
 _MAGIC_Z = b"EAS2"  # the same, the lines zlib-compressed
 COMPRESS_MIN = 1024  # below this a segment is stored as it is (it fits in a page anyway)
-_LEVEL = 1  # zlib's fastest: nearly level 6's ratio on line protocol, several times faster
+_LEVEL = 6  # zlib default: a 60 s commit of 10 sensors fits one page (level 1: two)
 _HEADER = struct.Struct("<4sIdH")  # magic, count, first_time, len(destination key)
 
 

@@ -19,6 +19,7 @@ from edge_agent.delivery.transport import InfluxSettings, Transport
 from edge_agent.destination import Destination
 from edge_agent.options import WriteOptions
 from tests.harness.fault_server import Answer, FaultServer
+from tests.unit.test_durable import Refusing
 
 DEST = Destination("b", org="o")
 # Shape of the agent's BME280 readings (edge_agent.sensors.bme280: temperature,
@@ -33,20 +34,10 @@ def wait_for(cond: Callable[[], bool], timeout: float = 15.0) -> None:
         time.sleep(0.02)
 
 
-class Appends:
-    def __init__(self, buf: DiskBuffer) -> None:
-        self.calls = 0
-        self._append = buf.append_many
-        buf.append_many = self.append_many  # type: ignore[method-assign]
-
-    def append_many(self, segs, counts=None):
-        self.calls += 1
-        return self._append(segs, counts)
-
-
 def setup(tmp_path: Path, server: FaultServer, hold: float):
     buf = DiskBuffer(tmp_path / "buf")
-    appends = Appends(buf)
+    appends = Refusing(buf)
+    appends.on = False  # only counts
     writer = DurableWriter(buf, commit_interval=0.05, batch_size=1000, hold=hold)
     options = WriteOptions(batch_size=1000, flush_interval=50, retry_interval=100,
                            max_retry_delay=300, commit_interval=50)

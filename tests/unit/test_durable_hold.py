@@ -24,7 +24,7 @@ from edge_agent.buffer import durable
 from edge_agent.buffer.disklog import DiskBuffer
 from edge_agent.buffer.durable import DurableWriter
 from edge_agent.destination import Destination
-from edge_agent.errors import BufferError_
+from tests.unit.test_durable import Refusing
 
 A = Destination("a")
 LINE = "climate,sensor=bme280 temperature=21.53,humidity=45.2,pressure=1013.2 {}"
@@ -37,18 +37,11 @@ def buf(tmp_path: Path) -> Iterator[DiskBuffer]:
     b.close()
 
 
-class CountingAppends:
-    def __init__(self, buf: DiskBuffer, refuse: bool = False) -> None:
-        self.calls = 0
-        self.refuse = refuse
-        self._append = buf.append_many
-        buf.append_many = self.append_many  # type: ignore[method-assign]
-
-    def append_many(self, segs, counts=None):
-        self.calls += 1
-        if self.refuse:
-            raise BufferError_("disk buffer append failed: database or disk is full")
-        return self._append(segs, counts)
+def counting_appends(buf: DiskBuffer, refuse: bool = False) -> Refusing:
+    """Counts the buffer's appends; with ``refuse`` they fail like a full disk."""
+    counting = Refusing(buf)
+    counting.on = refuse
+    return counting
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -65,7 +58,7 @@ def deliver(w: DurableWriter) -> int:
 
 
 def test_delivered_from_memory_never_touches_the_buffer(buf: DiskBuffer):
-    appends = CountingAppends(buf)
+    appends = counting_appends(buf)
     w = DurableWriter(buf, commit_interval=0.05, hold=30.0)
     tickets = [w.add([LINE.format(i)], A) for i in range(5)]
     window = w.head(1000, 1 << 20)
@@ -131,7 +124,7 @@ def test_sync_full_leaves_the_fsync_to_sqlite(tmp_path, monkeypatch):
 
 def test_a_refusing_disk_does_not_stop_delivery_from_memory(buf: DiskBuffer, monkeypatch):
     monkeypatch.setattr(durable, "RETRY_DELAY", 0.05)
-    appends = CountingAppends(buf, refuse=True)
+    appends = counting_appends(buf, refuse=True)
     w = DurableWriter(buf, commit_interval=0.02, hold=0.05)
     t = w.add([LINE.format(i) for i in range(4)], A)
     wait_for(lambda: appends.calls >= 2)  # deadline passed, commits refused
