@@ -40,7 +40,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 from ..destination import Destination
 from ..errors import BufferError_
 from .disklog import DiskBuffer, Segment
-from .memlend import Hot, Lender, fsync_wal
+from .memlend import AckSink, Hot, Lender, fsync_wal
 
 __all__ = ["AckSink", "DurableWriter"]
 
@@ -405,32 +405,3 @@ class DurableWriter(Lender):
                 "disk buffer refused a commit (%s); keeping %d points in memory and retrying; "
                 "nothing is acknowledged until it recovers", exc, self._waiting,
             )
-
-
-class AckSink:
-    """A source's view of the writer where ``flush()`` means "someone waits".
-
-    The MQTT source calls ``flush()`` whenever it holds unacked messages and the
-    stream pauses. With ``hold`` that makes them durable within ``within``
-    seconds (delivered from memory, or committed with an fsync) instead of one
-    commit per pause. ``within`` is what the broker's in-flight window allows:
-    about a flush interval and a round trip with MQTT 5's ReceiveMaximum of
-    1000, ``commit_interval`` for MQTT 3.1.1 (mosquitto keeps only 20 unacked
-    messages in flight to such a client).
-    """
-
-    def __init__(self, writer: DurableWriter, within: Optional[float] = None) -> None:
-        self.writer = writer
-        self.within = within
-
-    def add(self, lines: Sequence[str], dest: Destination) -> int:
-        return self.writer.add(lines, dest)
-
-    def wait_durable(self, ticket: int, timeout: Optional[float] = None) -> bool:
-        return self.writer.wait_durable(ticket, timeout, hurry=self.writer.hold is None)
-
-    def flush(self) -> bool:
-        if self.writer.hold is None:
-            return self.writer.flush()
-        self.writer.hurry(self.within)
-        return False

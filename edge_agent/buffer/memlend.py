@@ -9,17 +9,22 @@ delivered is simply forgotten: its points never touch the disk, and
 while the flusher holds it (its deadline came during the request) is mapped
 to its disk id, so the flusher's ``remove`` removes the stored copy; one
 delivered during the commit itself is removed from disk right after it.
+:class:`AckSink` is the MQTT source's view of the writer.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
 
+from ..destination import Destination
 from .disklog import DiskBuffer, Segment
 
-__all__ = ["Hot", "Lender", "fsync_wal"]
+if TYPE_CHECKING:
+    from .durable import DurableWriter
+
+__all__ = ["AckSink", "Hot", "Lender", "fsync_wal"]
 
 _MOVED_MAX = 10_000  # mem id -> disk id entries kept for in-flight segments
 
@@ -174,3 +179,32 @@ class Lender:
         self._committing = {}
         self._early = []
         return drop
+
+
+class AckSink:
+    """A source's view of the writer where ``flush()`` means "someone waits".
+
+    The MQTT source calls ``flush()`` whenever it holds unacked messages and the
+    stream pauses. With ``hold`` that makes them durable within ``within``
+    seconds (delivered from memory, or committed with an fsync) instead of one
+    commit per pause. ``within`` is what the broker's in-flight window allows:
+    about a flush interval and a round trip with MQTT 5's ReceiveMaximum of
+    1000, ``commit_interval`` for MQTT 3.1.1 (mosquitto keeps only 20 unacked
+    messages in flight to such a client).
+    """
+
+    def __init__(self, writer: DurableWriter, within: Optional[float] = None) -> None:
+        self.writer = writer
+        self.within = within
+
+    def add(self, lines: Sequence[str], dest: Destination) -> int:
+        return self.writer.add(lines, dest)
+
+    def wait_durable(self, ticket: int, timeout: Optional[float] = None) -> bool:
+        return self.writer.wait_durable(ticket, timeout, hurry=self.writer.hold is None)
+
+    def flush(self) -> bool:
+        if self.writer.hold is None:
+            return self.writer.flush()
+        self.writer.hurry(self.within)
+        return False
