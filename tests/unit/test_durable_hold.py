@@ -24,6 +24,7 @@ from edge_agent.buffer import durable
 from edge_agent.buffer.disklog import DiskBuffer
 from edge_agent.buffer.durable import DurableWriter
 from edge_agent.destination import Destination
+from edge_agent.errors import BufferError_
 from tests.unit.test_durable import Refusing
 
 A = Destination("a")
@@ -206,3 +207,29 @@ def test_segments_are_stored_compressed_and_read_back(buf: DiskBuffer):
         decode_segment(raw_big[:-20] + b"x" * 20, Destination.from_key)
     buf.append_many([big, small])
     assert [seg for _, seg in buf.head(1000, 1 << 20)] == [big, small]
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_delivered_while_its_commit_runs_counts_once(buf: DiskBuffer, refused: bool):
+    """The flusher's 2xx arrives while the deadline's commit of the same points runs."""
+    w = DurableWriter(buf, commit_interval=0.05, hold=30.0)
+    t = w.add([LINE.format(i) for i in range(3)], A)
+    window = w.head(1000, 1 << 20)
+    real = buf.append_many
+    removed: List[int] = []
+
+    def commit_meanwhile(segs, counts=None):
+        removed.append(w.remove([i for i, _ in window]))  # the 2xx, mid-commit
+        if refused:
+            raise BufferError_("disk buffer append failed: database or disk is full")
+        return real(segs, counts)
+
+    buf.append_many = commit_meanwhile  # type: ignore[method-assign]
+    w.flush()
+    buf.append_many = real  # type: ignore[method-assign]
+    assert removed == [3]  # the flusher counts them as written
+    assert w.wait_durable(t, timeout=0, hurry=False) and w.pending == 0
+    assert buf.stats().points == 0  # the stored copy (if any) is gone again
+    assert buf.counters.get("accepted") == 3  # once: by the commit, or by the delivery
+    assert w.head(1000, 1 << 20) == []  # nothing left to send twice
+    assert w.close()
