@@ -307,6 +307,7 @@ class Agent:
             "time": time.time(),
             "started": self.started,
             "buffer": stats.as_dict(),
+            "pending": self.writer.pending,  # accepted, in memory, not yet durable
             "counters": self.buffer.counters.snapshot(),
             "dead_letters": self.dead_letters.files(),
             "sources": [source_status(s) for s in self.sources],
