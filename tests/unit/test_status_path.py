@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Tuple
 
 from edge_agent.agent.service import STATUS_FILE, status_path
 
 
-def test_status_file_lives_in_the_runtime_directory(tmp_path: Path, monkeypatch):
-    runtime = tmp_path / "run"
+def dirs(tmp_path: Path, monkeypatch) -> Tuple[Path, Path]:
+    """A runtime directory (as systemd's RuntimeDirectory= sets it) and a state_dir."""
+    runtime, state = tmp_path / "run", tmp_path / "state"
     runtime.mkdir()
-    state = tmp_path / "state"
     state.mkdir()
     monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+    return runtime, state
+
+
+def test_status_file_lives_in_the_runtime_directory(tmp_path: Path, monkeypatch):
+    runtime, state = dirs(tmp_path, monkeypatch)
     target = Path(status_path(str(state)))
     assert target.parent.parent == runtime and target.name == STATUS_FILE
     assert (target.parent.stat().st_mode & 0o777) == 0o700
@@ -25,11 +31,7 @@ def test_status_file_lives_in_the_runtime_directory(tmp_path: Path, monkeypatch)
 
 
 def test_a_runtime_directory_open_to_others_is_not_used(tmp_path: Path, monkeypatch):
-    runtime = tmp_path / "run"
-    runtime.mkdir()
-    state = tmp_path / "state"
-    state.mkdir()
-    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+    runtime, state = dirs(tmp_path, monkeypatch)
     private = Path(status_path(str(state))).parent
     os.unlink(state / STATUS_FILE)
     private.chmod(0o777)  # someone could swap the file under us
