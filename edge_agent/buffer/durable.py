@@ -1,16 +1,32 @@
 """The producer side of the disk buffer: many small adds, few big commits.
 
 Sources hand lines of line protocol to ``DurableWriter.add`` (in memory, cheap)
-and get a *ticket*. A background thread seals what is pending into segments
-every ``commit_interval`` seconds, or sooner once ``batch_size`` points wait for
-one destination, so at most that window is at risk on kill -9.
-``wait_durable(ticket)`` returns once the points of that ticket are committed;
-the MQTT source acks messages only then.
+and get a *ticket*. ``wait_durable(ticket)`` returns once the points of that
+ticket (and of every earlier one) are durable; the MQTT source acks messages
+only then. A background thread commits what is pending to the disk buffer.
 
-If the disk refuses a commit (disk full, I/O error), the lines stay in memory,
-the error is counted and logged once, and ``wait_durable`` keeps waiting (or
-returns False at its timeout), which is the backpressure MQTT needs: nothing
-is acked and nothing is dropped. Commits are retried every second or so.
+Two modes (DESIGN.md: "a point is durable once it is committed to disk or
+acknowledged (2xx) by InfluxDB, whichever comes first"):
+
+* ``hold=None`` (library, ``--once``): every point is committed within
+  ``commit_interval`` seconds, or sooner once ``batch_size`` points wait; the
+  flusher reads the disk buffer.
+* ``hold=seconds`` (the agent): the writer is also the flusher's queue
+  (``head``/``remove``), disk segments first, then what is still in memory.
+  While InfluxDB keeps up, points go from memory to the server and never touch
+  the disk (SD cards wear out). What is still undelivered when its deadline
+  comes is committed: ``hold`` seconds after it was added for points nobody
+  waits on (polled readings: kill -9 or a power cut loses at most that window,
+  and only while the server does not take them), ``commit_interval`` after a
+  producer asked to wait for it (``wait_durable``, ``hurry``: MQTT acks).
+  Commits someone waits for are fsync'd whatever ``sync`` says (an ack is a
+  promise to the broker). ``batch_size`` undelivered points commit at once.
+
+If the disk refuses a commit (disk full, I/O error), the lines stay in memory
+(and can still be delivered from there), the error is counted and logged
+once, and ``wait_durable`` keeps waiting, which is the backpressure MQTT
+needs: nothing is acked and nothing is dropped. Commits are retried every
+second or so.
 """
 
 from __future__ import annotations
@@ -24,8 +40,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 from ..destination import Destination
 from ..errors import BufferError_
 from .disklog import DiskBuffer, Segment
+from .memlend import AckSink, Hot, Lender, fsync_wal
 
-__all__ = ["DurableWriter"]
+__all__ = ["AckSink", "DurableWriter"]
 
 logger = logging.getLogger("edge_agent.buffer")
 
@@ -33,6 +50,7 @@ logger = logging.getLogger("edge_agent.buffer")
 SEGMENT_BYTES = 1 << 20
 RETRY_DELAY = 1.0  # seconds between commit attempts while the disk refuses them
 COUNTERS_DELAY = 1.0  # persist counters changed outside segment commits this often
+HELD_COUNTERS_DELAY = 300.0  # the same with ``hold``: they ride on commits in between
 
 
 def _encode(lines: Sequence[str]) -> bytes:
@@ -42,16 +60,18 @@ def _encode(lines: Sequence[str]) -> bytes:
 
 
 class _Pending:
-    __slots__ = ("chars", "first_time", "lines")
+    __slots__ = ("chars", "first_ticket", "first_time", "lines", "since")
 
-    def __init__(self, first_time: float) -> None:
+    def __init__(self, first_time: float, ticket: int, since: float) -> None:
         self.lines: List[str] = []
         self.chars = 0
         self.first_time = first_time
+        self.first_ticket = ticket
+        self.since = since
 
 
-class DurableWriter:
-    """Accumulates lines per destination and seals them into the disk buffer.
+class DurableWriter(Lender):
+    """Accumulates lines per destination and commits them to the disk buffer.
 
     ``clock`` gives the wall-clock time recorded as a segment's ``first_time``
     (the buffer's ``max_age`` is measured against it). Thread-safe for any
@@ -65,11 +85,15 @@ class DurableWriter:
         batch_size: int = 1000,
         clock: Callable[[], float] = time.time,
         max_pending: int = 20_000,
+        hold: Optional[float] = None,
     ) -> None:
         if commit_interval <= 0 or batch_size < 1 or max_pending < 1:
             raise ValueError("commit_interval, batch_size and max_pending must be positive")
+        if hold is not None and hold < commit_interval:
+            raise ValueError("hold must not be shorter than commit_interval")
         self.buffer = buffer
         self.commit_interval = float(commit_interval)
+        self.hold = None if hold is None else float(hold)
         self.batch_size = int(batch_size)
         self.max_pending = int(max_pending)
         self._clock = clock
@@ -77,18 +101,19 @@ class DurableWriter:
         self._wake = threading.Condition(self._lock)  # the sealing thread waits here
         self._done = threading.Condition(self._lock)  # wait_durable waits here
         self._pending: Dict[Destination, _Pending] = {}
-        self._waiting = 0  # points added and not yet committed (pending + unsealed)
-        self._accepted = 0  # points added since the last seal, for the counter
+        self._waiting = 0  # points added and not yet durable (pending + hot + unsealed)
         self._ticket = 0  # last ticket handed out
-        self._durable = 0  # every ticket up to this one is committed
-        self._since: Optional[float] = None  # monotonic time the oldest pending add came
+        self._durable = 0  # every ticket up to this one is durable
+        self._waited = 0  # someone waits for the tickets up to this one
+        self._within: Optional[float] = None  # ... and wants them durable within this (s)
+        self._sleep_until: Optional[float] = None  # when the sealing thread wakes by itself
         self._seal_soon = False
         self._closed = False
         self._stopped = False  # closed and the last seal attempted
         self._seal_lock = threading.Lock()  # one sealer at a time keeps tickets in order
-        self._unsealed: List[Segment] = []  # cut but refused by the disk; retried first
-        self._unsealed_accepted = 0  # points of those, counted as accepted when committed
+        self._retry_since: Optional[float] = None  # a refused commit is retried from then
         self._failures = 0  # consecutive refused commits
+        Lender.__init__(self)
         self._thread = threading.Thread(target=self._run, name="edge-agent-durable", daemon=True)
         self._thread.start()
 
@@ -121,32 +146,35 @@ class DurableWriter:
                 self._seal_soon = True
                 self._wake.notify()
                 self._done.wait(1.0)
+            self._ticket += 1
             p = self._pending.get(dest)
             if p is None:
-                p = self._pending[dest] = _Pending(self._clock())
+                now = time.monotonic()
+                p = self._pending[dest] = _Pending(self._clock(), self._ticket, now)
+                self._poke(now + (self.hold or self.commit_interval))
             p.lines.extend(lines)
             p.chars += chars
             self._waiting += n
-            self._accepted += n
-            self._ticket += 1
-            if self._since is None:
-                self._since = time.monotonic()
-                self._wake.notify()
-            elif not self._seal_soon and (
-                len(p.lines) >= self.batch_size or p.chars >= SEGMENT_BYTES
+            if not self._seal_soon and (
+                self._waiting >= self.batch_size if self.hold is not None
+                else len(p.lines) >= self.batch_size or p.chars >= SEGMENT_BYTES
             ):
                 self._seal_soon = True
                 self._wake.notify()
             return self._ticket
 
-    def wait_durable(self, ticket: int, timeout: Optional[float] = None) -> bool:
-        """Block until the points of ``ticket`` (and all earlier ones) are committed.
+    def wait_durable(self, ticket: int, timeout: Optional[float] = None,
+                     hurry: bool = True) -> bool:
+        """Block until the points of ``ticket`` (and all earlier ones) are durable.
 
         Returns False if ``timeout`` seconds pass first, or if the writer was
-        closed without committing them.
+        closed without committing them. With ``hurry`` (the default) waiting
+        makes them durable within ``commit_interval``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
+            if hurry and self._durable < ticket and ticket > self._waited:
+                self._want(ticket, self.commit_interval)
             while self._durable < ticket:
                 if self._stopped:
                     return False
@@ -159,6 +187,35 @@ class DurableWriter:
                     self._done.wait(remaining)
             return True
 
+    def hurry(self, within: Optional[float] = None) -> None:
+        """Someone waits for everything added so far: make it durable within
+        ``within`` seconds of its add (default and at least ``commit_interval``)."""
+        within = self.commit_interval if within is None else max(within, self.commit_interval)
+        with self._lock:
+            if self._durable < self._ticket and (
+                    self._ticket > self._waited or self._within is None or within < self._within):
+                self._want(self._ticket, within)
+
+    def _want(self, ticket: int, within: float) -> None:
+        """Under the lock: tickets up to ``ticket`` have a waiter now."""
+        if self._durable >= self._waited:  # earlier waiters are served: their window ends
+            self._within = None
+        self._within = within if self._within is None else min(within, self._within)
+        self._waited = max(self._waited, min(ticket, self._ticket))
+        due = self._next_due(time.monotonic())
+        if due is not None:
+            self._poke(due)
+
+    def _poke(self, due: float) -> None:
+        """Under the lock: wake the sealing thread if it would sleep past ``due``."""
+        if self._sleep_until is None or due < self._sleep_until:
+            self._sleep_until = due
+            self._wake.notify()
+
+    def for_acks(self, within: Optional[float] = None) -> AckSink:
+        """The sink for a source that acks after ``wait_durable`` (MQTT)."""
+        return AckSink(self, within)
+
     @property
     def alive(self) -> bool:
         """The sealing thread runs (the agent's watchdog checks it)."""
@@ -166,7 +223,7 @@ class DurableWriter:
 
     @property
     def pending(self) -> int:
-        """Points accepted and not yet committed to disk."""
+        """Points accepted and not yet durable (committed or delivered)."""
         return self._waiting
 
     @property
@@ -174,16 +231,16 @@ class DurableWriter:
         return self._ticket
 
     def flush(self) -> bool:
-        """Seal everything pending now, in the caller's thread.
+        """Commit everything pending now, in the caller's thread.
 
-        Returns True when everything added before the call is committed.
+        Returns True when everything added before the call is durable.
         """
         target = self._ticket
-        self._seal()
+        self._seal(fsync=self.hold is not None)
         return self._durable >= target
 
     def close(self) -> bool:
-        """Seal everything pending and stop the thread (the buffer stays open).
+        """Commit everything pending and stop the thread (the buffer stays open).
 
         Returns False, after logging how many points were lost, if the disk
         refused the last commit.
@@ -194,7 +251,7 @@ class DurableWriter:
             self._closed = True
             self._wake.notify()
         self._thread.join()
-        self._seal()
+        self._seal(fsync=self.hold is not None)
         with self._lock:
             self._stopped = True
             self._done.notify_all()
@@ -223,15 +280,25 @@ class DurableWriter:
 
     # -- sealing -----------------------------------------------------------------
 
-    def _due(self, now: float) -> Optional[float]:
-        """Under the lock: when the next seal is due, None when nothing waits."""
+    def _deadline(self, since: float, first_ticket: int) -> float:
+        if self.hold is None:
+            return since + self.commit_interval
+        if first_ticket <= self._waited:
+            return since + (self._within or self.commit_interval)
+        return since + self.hold
+
+    def _next_due(self, now: float) -> Optional[float]:
+        """Under the lock: when the next commit is due, None when nothing waits."""
         if self._failures:
-            return None if self._since is None else self._since + RETRY_DELAY
+            return None if self._retry_since is None else self._retry_since + RETRY_DELAY
         if self._seal_soon:
             return now
-        return None if self._since is None else self._since + self.commit_interval
+        due = [self._deadline(p.since, p.first_ticket) for p in self._pending.values()]
+        due.extend(self._deadline(h.since, h.first_ticket) for h in self._hot)
+        return min(due) if due else None
 
     def _run(self) -> None:
+        delay = COUNTERS_DELAY if self.hold is None else HELD_COUNTERS_DELAY
         last_counters = time.monotonic()
         while True:
             with self._lock:
@@ -239,25 +306,31 @@ class DurableWriter:
                     if self._closed:
                         return
                     now = time.monotonic()
-                    due = self._due(now)
+                    due = self._next_due(now)
                     seal = due is not None and now >= due
-                    if seal or now - last_counters >= COUNTERS_DELAY:
+                    if seal or now - last_counters >= delay:
                         break
-                    until = last_counters + COUNTERS_DELAY
-                    self._wake.wait((until if due is None else min(due, until)) - now)
+                    until = last_counters + delay
+                    self._sleep_until = until if due is None else min(due, until)
+                    self._wake.wait(self._sleep_until - now)
+                self._sleep_until = None
+                # A commit someone waits for (an MQTT ack) is fsync'd.
+                fsync = self.hold is not None and any(
+                    t <= self._waited for t in self._outstanding())
             if seal:
                 try:
-                    self._seal()
+                    self._seal(fsync=fsync)
                 except Exception as exc:  # a bug must not stop every source's commits
                     logger.error("sealing a segment failed unexpectedly (%s: %s); retrying",
                                  type(exc).__name__, exc)
                     with self._lock:
-                        if self._since is None:
-                            self._since = time.monotonic()
-            if now - last_counters >= COUNTERS_DELAY:
+                        self._failures = max(self._failures, 1)
+                        if self._retry_since is None:
+                            self._retry_since = time.monotonic()
+            if now - last_counters >= delay:
                 last_counters = now
                 with contextlib.suppress(Exception):  # they ride on the next commit then
-                    self.buffer.persist_counters(COUNTERS_DELAY)
+                    self.buffer.persist_counters(delay)
 
     def _cut(self, dest: Destination, p: _Pending) -> List[Segment]:
         lines, size = p.lines, self.batch_size
@@ -274,46 +347,59 @@ class DurableWriter:
                 start, chars = i + 1, 0
         return out
 
-    def _seal(self) -> None:
+    def _cut_pending(self) -> List[Hot]:
+        """Under the lock: what is pending, as segments to lend or commit (in order)."""
+        pending, self._pending = self._pending, {}
+        out: List[Hot] = []
+        for dest, p in pending.items():
+            for seg in self._cut(dest, p):
+                out.append(Hot(self._new_id(), seg, p.first_ticket, p.since))
+        return out
+
+    def _seal(self, fsync: bool = False) -> None:
         with self._seal_lock:
             with self._lock:
-                pending, self._pending = self._pending, {}
-                upto, accepted = self._ticket, self._accepted
-                self._accepted = 0
-                self._since = None
+                hot = self._hot + self._cut_pending()
+                self._hot = []
                 self._seal_soon = False
-            # "accepted" is committed with the segments it counts, never ahead of them.
-            self._unsealed_accepted += accepted
-            segments = self._unsealed
-            for dest, p in pending.items():
-                segments.extend(self._cut(dest, p))
-            if not segments:
+                self._taken_for_commit(hot)
+            if not hot:
                 with self._lock:
-                    self._mark_durable(upto, 0)
+                    self._mark_durable(0)
                 return
+            segments = [h.seg for h in hot]
+            points = sum(s.count for s in segments)
             try:
-                self.buffer.append_many(segments, {"accepted": self._unsealed_accepted})
+                # "accepted" is committed with the segments it counts, never ahead of them.
+                ids = self.buffer.append_many(segments, {"accepted": points})
+                if fsync and self.buffer.sync != "full":
+                    fsync_wal(self.buffer)
             except (BufferError_, OSError) as exc:
-                self._unsealed = segments
+                with self._lock:  # still in memory, still deliverable from there
+                    self._commit_refused()
+                    if self._retry_since is None:
+                        self._retry_since = time.monotonic()
                 self._refused(exc)
-                with self._lock:
-                    if self._since is None:
-                        self._since = time.monotonic()  # retry timer
                 return
-            self._unsealed = []
-            self._unsealed_accepted = 0
-            if self._failures:
-                logger.warning(
-                    "disk buffer accepts writes again after %d refused commits; %d points "
-                    "held in memory are stored", self._failures, sum(s.count for s in segments),
-                )
-                self._failures = 0
             with self._lock:
-                self._mark_durable(upto, sum(s.count for s in segments))
+                self._retry_since = None
+                drop = self._moved_to_disk(hot, ids)
+                if self._failures:
+                    logger.warning(
+                        "disk buffer accepts writes again after %d refused commits; %d points "
+                        "held in memory are stored", self._failures, points,
+                    )
+                    self._failures = 0
+                self._mark_durable(points)
+            if drop:
+                with contextlib.suppress(BufferError_):  # delivered: a copy left is sent again
+                    self.buffer.remove(drop)
 
-    def _mark_durable(self, upto: int, points: int) -> None:
-        self._durable = max(self._durable, upto)
+    def _mark_durable(self, points: int) -> None:
+        """Under the lock: ``points`` became durable; tickets below what is left are done."""
         self._waiting -= points
+        left = self._outstanding()
+        self._durable = max(self._durable, (min(left) - 1) if left else self._ticket)
         self._done.notify_all()
 
     def _refused(self, exc: BaseException) -> None:

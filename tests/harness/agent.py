@@ -55,8 +55,12 @@ def clean_env(**extra: str) -> Dict[str, str]:
 def write_config(path: Path, *, state_dir: Path, influx_url: str, db: str,
                  i2c: Sequence[str] = ("climate", "humidity", "soil"),
                  interval: str = "200ms", mqtt_url: Optional[str] = None,
-                 client_id: str = "", topic: str = "e2e", extra: str = "") -> Path:
-    """A config at short intervals; each I2C source writes its own measurement."""
+                 client_id: str = "", topic: str = "e2e", extra: str = "",
+                 write: str = "") -> Path:
+    """A config at short intervals; each I2C source writes its own measurement.
+
+    ``write`` adds keys to the write section (e.g. ``batch_size: 20``).
+    """
     sources = []
     for name in i2c:
         driver, address = I2C_CHIPS[name]
@@ -78,7 +82,8 @@ def write_config(path: Path, *, state_dir: Path, influx_url: str, db: str,
   internal_metrics: 0s
 tags: {{site: test}}
 influx: {{url: '{influx_url}', api: v1, bucket: {db}, timeout: 5s}}
-write: {{flush_interval: 200, retry_interval: 200, max_retry_delay: 1000, commit_interval: 50}}
+write: {{flush_interval: 200, retry_interval: 200, max_retry_delay: 1000, commit_interval: 50{
+    ", " + write if write else ""}}}
 sources:
 {''.join(sources) if sources else '  []'}
 {extra}""")

@@ -64,7 +64,7 @@ import sqlite3
 import threading
 from array import array
 from pathlib import Path
-from typing import Iterable, NamedTuple, Optional, Tuple, Union
+from typing import Iterable, List, NamedTuple, Optional, Tuple, Union
 
 __all__ = ["DEFAULT_WINDOW", "DedupEntry", "DedupIndex", "index_path", "message_digest"]
 
@@ -83,6 +83,7 @@ def message_digest(topic: bytes, payload: bytes, qos: int) -> bytes:
 
 
 MAX_MID = 65_535  # MQTT packet identifiers are 1..65535
+MARKS_MAX = 4096  # committed marks held in memory before they are written on their own
 DIGEST_SIZE = 16
 _ABSENT, _PENDING, _COMMITTED = 0, 1, 2
 
@@ -107,6 +108,7 @@ class DedupIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.window = window
         self._lock = threading.Lock()
+        self._marks: List[Tuple[int, bytes]] = []  # committed in memory, not yet on disk
         self._db = sqlite3.connect(str(self.path), check_same_thread=False,
                                    isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -168,10 +170,13 @@ class DedupIndex:
         with self._lock:
             self._db.execute("BEGIN")
             try:
+                # Deferred marks first: a row re-recorded below is pending again.
+                self._write_marks()
                 self._db.executemany(
                     "INSERT OR REPLACE INTO seen (mid, digest, receive_ns, seq, committed)"
                     " VALUES (?, ?, ?, ?, ?)", rows)
                 self._db.execute("COMMIT")
+                self._marks = []
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -179,23 +184,39 @@ class DedupIndex:
                 self._put(mid, digest, receive_ns, seq, False)
 
     def mark_committed(self, items: Iterable[Tuple[int, bytes]]) -> None:
-        """Mark ``(mid, digest)`` rows committed (only if the row is still that message)."""
+        """Mark ``(mid, digest)`` rows committed (only if the row is still that message).
+
+        At once in memory; on disk with the next ``record_pending`` transaction
+        (or at close), which saves a write per message group (SD cards). A mark
+        lost in a crash leaves the row pending: the redelivery is committed
+        again with its original receive time, the same point (see above).
+        """
         with self._lock:
             state = self._state
             rows = [(mid, digest) for mid, digest in items
                     if state[mid] == _PENDING and self._digest_is(mid, digest)]
-            if not rows:
-                return
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(
-                    "UPDATE seen SET committed = 1 WHERE mid = ? AND digest = ?", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             for mid, _ in rows:
                 state[mid] = _COMMITTED
+            self._marks.extend(rows)
+            if len(self._marks) >= MARKS_MAX:
+                self._commit_marks()
+
+    def _write_marks(self) -> None:
+        if self._marks:
+            self._db.executemany(
+                "UPDATE seen SET committed = 1 WHERE mid = ? AND digest = ?", self._marks)
+
+    def _commit_marks(self) -> None:
+        if not self._marks:
+            return
+        self._db.execute("BEGIN")
+        try:
+            self._write_marks()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._marks = []
 
     def newest_receive_ns(self) -> int:
         """The latest receive time recorded (0 when empty): moved times included."""
@@ -204,7 +225,10 @@ class DedupIndex:
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            try:
+                self._commit_marks()
+            finally:
+                self._db.close()
 
 
 def index_path(state_dir: Union[str, Path], client_id: str) -> Path:
