@@ -58,6 +58,7 @@ DEFAULT_MAX_SIZE = 256 * 1024 * 1024
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
 _SALVAGE_CHUNK = 256  # salvaged segments re-stored per transaction
 _DISK_ERRORS = (OSError, sqlite3.Error, diskcache.Timeout)
+EVICT_FOR_ROOM_MAX = 256  # head segments an append may give up on a disk that is full
 
 
 class DiskBuffer(SegmentLog):
@@ -217,19 +218,40 @@ class DiskBuffer(SegmentLog):
             self._salvage(exc)
             return op()
 
-    def _with_room(self, op: Callable[[], object]) -> object:
-        """Run ``op``; when the disk is full, release the reserve and run it once more."""
-        try:
-            return op()
-        except Exception as exc:  # sorted below
-            if not is_disk_full(exc) or not self.space.release_reserve():
-                raise
-            return op()
+    def _with_room(self, op: Callable[[], object], evict: bool = False) -> object:
+        """Run ``op``; when the disk is full, release the reserve and run it once more.
 
-    def _run(self, what: str, op: Callable[[], object]) -> object:
+        With ``evict`` (an append) a disk still full gives up the oldest segments,
+        one small transaction each (counted as evicted for want of room), until the
+        write fits: the budget is an estimate of SQLite's pages, the disk is the truth.
+        """
+        for attempt in range(EVICT_FOR_ROOM_MAX + 2):
+            try:
+                return op()
+            except Exception as exc:  # sorted below
+                if not is_disk_full(exc):
+                    raise
+                if attempt == 0 and self.space.release_reserve():
+                    continue
+                if not evict or not self._evict_one_for_room():
+                    raise
+        return op()
+
+    def _evict_one_for_room(self) -> bool:
+        if self._meta["segments"] < 2:
+            return False
+        meta = dict(self._meta)
+        evicted: Dict[str, int] = {}
+        with self._transaction():
+            self._evict_head(meta, "disk", evicted)
+            self._write_changes(meta, evicted)
+        self._adopt(meta, evicted)
+        return True
+
+    def _run(self, what: str, op: Callable[[], object], evict: bool = False) -> object:
         with self._lock:
             try:
-                return self._guard(lambda: self._with_room(op))
+                return self._guard(lambda: self._with_room(op, evict))
             except _DISK_ERRORS as exc:
                 raise BufferError_(f"disk buffer {what} failed: {exc}") from exc
 
@@ -278,7 +300,8 @@ class DiskBuffer(SegmentLog):
         for seg in segments:
             if seg.count < 1 or not seg.data:
                 raise ValueError("a segment holds at least one line")
-        return self._run("append", lambda: self._append_many(segments, counts))  # type: ignore[return-value]
+        return self._run("append", lambda: self._append_many(segments, counts),  # type: ignore[return-value]
+                         evict=True)
 
     def _append_many(self, segments: Sequence[Segment],
                      counts: Optional[Dict[str, int]] = None) -> List[int]:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from ..destination import Destination
 
 __all__ = ["BufferStats", "PAGE_SIZE", "ROW_OVERHEAD", "Segment", "decode_segment",
-           "encode_segment"]
+           "encode_segment", "stored_pages"]
 
 # Counted per segment on top of its bytes: the SQLite row and index entries.
 ROW_OVERHEAD = 96
@@ -43,6 +43,7 @@ class Segment:
     count: int  # points (lines) in data
     data: bytes  # lines of line protocol joined by b"\n"
     first_time: float  # wall-clock seconds of the oldest point, for max_age
+    packed: int = field(default=0, compare=False)  # length of its stored form, once known
 
     def lines(self) -> List[bytes]:
         return self.data.split(b"\n")
@@ -55,14 +56,23 @@ class Segment:
     def stored_size(self) -> int:
         """Bytes of SQLite pages this segment fills: what counts against ``max_size``.
 
-        Rows share a page only while two or more fit; a larger row fills whole
-        pages (its own, then overflow pages).
+        Counted from its stored (possibly compressed) form, so the budget matches
+        what the filesystem really holds.
         """
-        row = len(self.data) + _HEADER.size + len(self.dest.key()) + ROW_OVERHEAD
-        if row <= _PAGE_USABLE // 2:
-            per_page = _PAGE_USABLE // row
-            return -(-PAGE_SIZE // per_page)
-        return -(-row // _PAGE_USABLE) * PAGE_SIZE
+        return stored_pages(self.packed or len(encode_segment(self)))
+
+
+def stored_pages(packed: int) -> int:
+    """Bytes of SQLite pages a stored value of ``packed`` bytes fills.
+
+    Rows share a page only while two or more fit; a larger row fills whole
+    pages (its own, then overflow pages).
+    """
+    row = packed + ROW_OVERHEAD
+    if row <= _PAGE_USABLE // 2:
+        per_page = _PAGE_USABLE // row
+        return -(-PAGE_SIZE // per_page)
+    return -(-row // _PAGE_USABLE) * PAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,7 @@ def decode_segment(value: Any, dest_of: Callable[[str], Destination],
             raise ValueError(f"damaged compressed lines: {exc}") from exc
     if recount:
         count = data.count(b"\n") + 1
-    seg = Segment(dest, count, data, first_time)
+    seg = Segment(dest, count, data, first_time, len(value))
     # The count is the accounting unit: a damaged one must not count points twice.
     if verify and not recount and not seg.count_matches():
         raise ValueError(f"point count {count} does not match its lines")

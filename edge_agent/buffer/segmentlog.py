@@ -18,7 +18,7 @@ from ..destination import Destination
 from .bookkeeping import Bookkeeping
 from .counters import Value
 from .recovery import Corrupt, reserved_bytes
-from .segment import Segment, decode_segment, encode_segment
+from .segment import Segment, decode_segment, encode_segment, stored_pages
 from .space import Space
 
 __all__ = ["SegmentLog"]
@@ -128,10 +128,11 @@ class SegmentLog(Bookkeeping):
         with self._transaction():
             for key, seg in items:
                 meta["next_id"] = max(meta["next_id"], key + 1)
-                self._cache.set(key, encode_segment(seg))
+                value = encode_segment(seg)
+                self._cache.set(key, value)
                 meta["points"] += seg.count
                 meta["segments"] += 1
-                meta["bytes"] += seg.stored_size
+                meta["bytes"] += stored_pages(len(value))
             evicted = self._evict(meta, self._clock())
             self._write_changes(meta, evicted, extra)
         self._adopt(meta, evicted, extra)
@@ -163,20 +164,24 @@ class SegmentLog(Bookkeeping):
                     if head_time is None or head_time >= now - self.max_age:
                         break
                     reason = "age"
-            key = next(iter(self._segment_ids()))
-            seg = self._read(key)
-            self._cache.delete(key)
-            self._known.pop(key, None)
-            self._head_known = False
-            if seg is None:
-                continue
-            if key in self._in_flight:
-                self._evicted_in_flight[key] = seg.count
-            meta["points"] -= seg.count
-            meta["segments"] -= 1
-            meta["bytes"] -= seg.stored_size
-            evicted[reason] = evicted.get(reason, 0) + seg.count
+            self._evict_head(meta, reason, evicted)
         return evicted
+
+    def _evict_head(self, meta: Dict[str, int], reason: str, evicted: Dict[str, int]) -> None:
+        """Inside a transaction: delete the head segment, counted under ``reason``."""
+        key = next(iter(self._segment_ids()))
+        seg = self._read(key)
+        self._cache.delete(key)
+        self._known.pop(key, None)
+        self._head_known = False
+        if seg is None:
+            return
+        if key in self._in_flight:
+            self._evicted_in_flight[key] = seg.count
+        meta["points"] -= seg.count
+        meta["segments"] -= 1
+        meta["bytes"] -= seg.stored_size
+        evicted[reason] = evicted.get(reason, 0) + seg.count
 
 
 

@@ -37,7 +37,9 @@ def counter(agent: AgentProcess, state: Path, name: str) -> int:
 
 
 def buffered(agent: AgentProcess, state: Path) -> int:
-    return int(((agent.status(state) or {}).get("buffer") or {}).get("points") or -1)
+    """Points on disk by the running agent's status; -1 before it wrote one."""
+    status = agent.status(state)
+    return -1 if status is None else int(status["buffer"]["points"])
 
 
 def test_kill_9_rounds_keep_the_accounting_identity_exact(
@@ -47,8 +49,9 @@ def test_kill_9_rounds_keep_the_accounting_identity_exact(
     influx = influx_factory()
     influx.create_database("acct")
     state = tmp_path / "state"
+    # batch_size 20: while InfluxDB is down points are committed once 20 wait
     config = write_config(tmp_path / "agent.yaml", state_dir=state, influx_url=influx.url,
-                          db="acct", i2c=I2C)
+                          db="acct", i2c=I2C, write="batch_size: 20")
     agent = agents(config)
 
     # Round 1: killed while delivering.

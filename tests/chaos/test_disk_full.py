@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -88,9 +89,11 @@ def test_full_disk_never_stops_delivery_and_every_point_is_counted(
     influx.stop()  # down from the start
     state = small_fs / "state"
     config = write_config(tmp_path / "agent.yaml", state_dir=state, influx_url=influx.url,
-                          db="full", i2c=I2C, interval="20ms",
+                          db="full", i2c=I2C, interval="20ms", write="batch_size: 100",
                           extra="buffer: {max_size: 64MiB}\n")
-    fill(small_fs / "other-files", leave=1 << 20)
+    # Segments are stored compressed: leave the buffer little room, so that the
+    # readings of a minute or two fill it.
+    fill(small_fs / "other-files", leave=640 << 10)
     agent = agents(config).start()
     wait_until(lambda: "but the filesystem has room for" in agent.log(), 30,
                "the warning that max_size cannot fit")
@@ -151,17 +154,21 @@ def test_buffer_on_a_full_tmpfs_evicts_removes_and_reopens_exactly(small_fs: Pat
 
     def segment(i: int) -> Segment:
         # 50 BME280 readings (fields as in the Bosch datasheet: temperature, humidity).
-        data = b"\n".join(b"bme280,host=pi temperature=21.5,humidity=40.1 %d" % (i * 50 + j)
-                          for j in range(50))
+        # Values with all their digits: segments are stored compressed, and readings
+        # repeated to the last digit would take almost no room.
+        rng = random.Random(i)
+        data = b"\n".join(b"bme280,host=pi temperature=%r,humidity=%r %d" % (
+            rng.uniform(15, 30), rng.uniform(20, 90), i * 50 + j) for j in range(50))
         return Segment(dest, 50, data, now)
 
+    FIRST, TOTAL = 1600, 1800
     buf = DiskBuffer(directory, max_size=64 << 20, clock=lambda: now)
     assert buf.total_budget < 3 << 20  # the filesystem's room, not max_size
-    for i in range(700):  # 2.8 MB of pages into a 3 MiB filesystem
+    for i in range(FIRST):  # 2 KiB or so each, compressed: past the 3 MiB filesystem's room
         buf.append_many([segment(i)], {"accepted": 50})
     assert buf.counters.get("evicted") > 0  # the budget held before the disk was full
     fill(small_fs / "other-files")
-    for i in range(700, 900):  # a full disk: still stored, the oldest evicted for room
+    for i in range(FIRST, TOTAL):  # a full disk: still stored, the oldest evicted for room
         buf.append_many([segment(i)], {"accepted": 50})
     head = buf.head(5000, 1 << 24)
     assert buf.remove([k for k, _ in head], count_as="written", rejected=1) == 5000
@@ -170,7 +177,7 @@ def test_buffer_on_a_full_tmpfs_evicts_removes_and_reopens_exactly(small_fs: Pat
 
     buf = DiskBuffer(directory, max_size=64 << 20, clock=lambda: now)  # reopens on it
     c = buf.counters.snapshot()
-    assert c["accepted"] == 900 * 50
+    assert c["accepted"] == TOTAL * 50
     assert (c["written"], c["rejected"]) == (4999, 1)
     assert c["accepted"] == c["written"] + c["rejected"] + c["evicted"] + buf.stats().points
     buf.close()

@@ -106,7 +106,8 @@ def test_status_of_a_stopped_agent_reads_without_writing(
 ) -> None:
     state = tmp_path / "state"
     config = write_config(tmp_path / "agent.yaml", state_dir=state,
-                          influx_url="http://127.0.0.1:9", db="db", i2c=["climate"])
+                          influx_url="http://127.0.0.1:9", db="db", i2c=["climate"],
+                          write="batch_size: 5")  # undelivered points committed soon
     agent = agents(config).start()
 
     def buffered() -> bool:

@@ -37,7 +37,8 @@ _dbs = itertools.count(1)
 
 def config(path: Path, state: Path, url: str, bucket: str, **influx: str) -> Path:
     """write_config's agent with more keys in its ``influx:`` mapping."""
-    write_config(path, state_dir=state, influx_url=url, db=bucket, i2c=I2C)
+    # batch_size 20: points InfluxDB does not take are committed once 20 wait
+    write_config(path, state_dir=state, influx_url=url, db=bucket, i2c=I2C, write="batch_size: 20")
     text = path.read_text()
     anchor = "timeout: 5s}"
     assert anchor in text

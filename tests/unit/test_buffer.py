@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import sqlite3
 from pathlib import Path
 from typing import List
@@ -80,7 +81,7 @@ def test_stats_bytes_match_stored_size(buf: DiskBuffer):
     per_page = (PAGE_SIZE - 100) // row  # small rows share a page
     expected = -(-PAGE_SIZE // per_page)
     assert seg.stored_size == expected
-    big = Segment(B, 1, b"x" * 10_000, 1.0)  # large rows fill whole pages
+    big = Segment(B, 1, random.Random(1).randbytes(10_000), 1.0)  # large rows fill pages
     assert big.stored_size == 3 * PAGE_SIZE
     assert buf.stats().bytes == expected
 
