@@ -96,14 +96,14 @@ def sensor_config(tmp: Path, url: str, interval: str, sensors: int = 10) -> str:
                      f"address: {address}, measurement: s{i}}}")
     return (f"agent: {{name: wear, state_dir: {tmp / 'state'}, interval: {interval}}}\n"
             f"influx: {{url: '{url}', api: v2, org: o, bucket: b, token: bench-token}}\n"
-            f"buffer: {{sync: {SYNC['mode']}}}\n"
+            f"buffer: {{sync: {SYNC['mode']}, hold: true}}\n"
             + "\n".join(lines) + "\n")
 
 
 def mqtt_config(tmp: Path, url: str, broker: MosquittoServer) -> str:
     return (f"agent: {{name: wear, state_dir: {tmp / 'state'}}}\n"
             f"influx: {{url: '{url}', api: v2, org: o, bucket: b, token: bench-token}}\n"
-            f"buffer: {{sync: {SYNC['mode']}}}\n"
+            f"buffer: {{sync: {SYNC['mode']}, hold: true}}\n"
             "sources:\n"
             "  - name: shellies\n"
             "    type: mqtt\n"

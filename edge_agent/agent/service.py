@@ -107,8 +107,8 @@ def build_sources(config: Config, sink: Any, dest: Destination) -> List[Any]:
         elif entry.type == "mqtt":
             from ..sources.mqtt.source import MqttSource
 
-            acks = sink.for_acks(ack_window(config, entry)) if hasattr(sink, "for_acks") \
-                else sink
+            acks = sink.for_acks(ack_window(config, entry)) \
+                if getattr(sink, "hold", None) is not None else sink
             sources.append(MqttSource(entry, acks, state_dir=config.agent.state_dir,
                                       default_tags=dict(config.tags), precision=dest.precision,
                                       dest=dest, rejected_max=config.buffer.dead_letter_max))
@@ -148,13 +148,15 @@ class Agent:
         self.buffer = open_buffer(config)
         self.dead_letters = open_dead_letters(config)
         commit = self.options.commit_interval / 1000
-        # Points go to InfluxDB from memory; what is undelivered after HOLD is committed.
+        # buffer.hold (SD cards): points go to InfluxDB from memory and what is still
+        # undelivered after HOLD is committed; the writer is then the flusher's queue.
         self.writer = DurableWriter(self.buffer, commit_interval=commit,
                                     batch_size=self.options.batch_size,
-                                    hold=max(HOLD[config.buffer.sync], commit))
+                                    hold=max(HOLD[config.buffer.sync], commit)
+                                    if config.buffer.hold else None)
         self.dest = config.influx.destination()
         self.transport = Transport(InfluxSettings(**config.influx.settings()))
-        self.flusher = Flusher(self.writer, self.transport, self.options, self.dead_letters,
+        self.flusher = Flusher(self._queue(), self.transport, self.options, self.dead_letters,
                                durable=True, route=retarget_to(self.dest))
         self.sources = build_sources(config, self.writer, self.dest)
         self._stop = threading.Event()
@@ -165,6 +167,10 @@ class Agent:
         self._status_path = status_path(config.agent.state_dir)
 
     # -- signals --------------------------------------------------------------
+
+    def _queue(self) -> Any:
+        """What the flusher drains: the writer itself when it holds points in memory."""
+        return self.writer if self.writer.hold is not None else self.buffer
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
@@ -289,7 +295,7 @@ class Agent:
         self.transport.close()
         self.config, self.dest, self.transport, self.options = new, dest, transport, options
         self._metrics_encoder = LineEncoder(dest.precision, new.tags)
-        self.flusher = Flusher(self.writer, self.transport, self.options, self.dead_letters,
+        self.flusher = Flusher(self._queue(), self.transport, self.options, self.dead_letters,
                                durable=True, route=retarget_to(self.dest))
         self.flusher.start()
         self.sources = sources

@@ -31,7 +31,7 @@ _INFLUX = ("url", "api", "token", "org", "bucket", "username", "password", "prec
 _WRITE = ("batch_size", "flush_interval", "jitter_interval", "retry_interval", "max_retries",
           "max_retry_delay", "max_retry_time", "exponential_base", "commit_interval",
           "max_batch_bytes")
-_BUFFER = ("max_size", "max_age", "sync", "dead_letter_max")
+_BUFFER = ("max_size", "max_age", "sync", "dead_letter_max", "hold")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _ENV_TAG = "INFLUXDB_V2_TAG_"
 
@@ -254,4 +254,5 @@ def _buffer(section: Section) -> BufferConfig:
         max_age=section.duration("max_age", 7 * 86400.0, positive=True),
         sync=section.choice("sync", ("normal", "full"), "normal", what="sync mode"),
         dead_letter_max=section.size("dead_letter_max", 10 * 1024 * 1024),
+        hold=section.boolean("hold", False),
     )
