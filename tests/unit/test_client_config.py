@@ -146,3 +146,29 @@ def test_url_must_be_a_string_as_in_the_reference() -> None:
     # (The reference raises the same ValueError, then fails again in __del__.)
     with pytest.raises(ValueError, match='"url" attribute is not str instance'):
         InfluxDBClient(url=None)  # type: ignore[arg-type]
+
+
+def test_reactivex_and_pandas_stay_optional() -> None:
+    """Writing (not Observables, not DataFrames) imports neither."""
+    import subprocess
+    import sys
+
+    code = ("import sys, edge_agent\n"
+            "from edge_agent.client.write_api import WriteApi\n"
+            "from edge_agent.client.records import Serializer\n"
+            "Serializer().to_list([{'measurement': 'm', 'fields': {'v': 1}}, 'm v=2'])\n"
+            "print(sorted(m for m in ('reactivex', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_async_client_settings_are_readable_too() -> None:
+    from edge_agent import InfluxDBClientAsync
+
+    client = InfluxDBClientAsync(url="http://127.0.0.1:8086", token="t", org="o",
+                                 cert_file="/c.pem")
+    assert (client.url, client.token, client.org) == ("http://127.0.0.1:8086", "t", "o")
+    assert client.api_client.configuration.cert_file == "/c.pem"
+    with pytest.raises(AttributeError):
+        client.nothing_like_this  # noqa: B018
