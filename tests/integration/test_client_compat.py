@@ -168,9 +168,11 @@ def test_batching_callbacks_get_the_references_arguments(
         calls: List[Any] = []
         api = _batching_callbacks(client, calls, batch_size=1, flush_interval=HOUR,
                                   retry_interval=10, max_retry_delay=20, max_retries=1)
-        api.write("b", record="m v=1i 1", write_precision="s")
-        wait_for(lambda calls=calls, kinds=kinds: len(calls) >= len(kinds))
-        api.close()
+        try:  # closed even on failure: the reference's threads would keep pytest alive
+            api.write("b", record="m v=1i 1", write_precision="s")
+            wait_for(lambda calls=calls, kinds=kinds: len(calls) >= len(kinds))
+        finally:
+            api.close()
         assert [c[0] for c in calls] == kinds
         results.append({c[0]: c for c in calls})
     ref.close()
@@ -247,10 +249,12 @@ def _run_both(servers: Any, writes: Callable[[Any], None], count: int, **options
     out = []
     for client, server in ((ref, ref_server), (ours, our_server)):
         api = _batching(client, flush_interval=HOUR, **options)
-        writes(api)
-        wait_for(lambda server=server: len(server.write_requests()) >= count)
+        try:  # closed even on failure: the reference's threads would keep pytest alive
+            writes(api)
+            wait_for(lambda server=server: len(server.write_requests()) >= count)
+        finally:
+            api.close()
         out.append(sorted(bodies(server)))
-        api.close()
     ref.close()
     ours.close()
     return out[0], out[1]
