@@ -9,7 +9,7 @@ A point keeps what it is given; it becomes line protocol in
 from __future__ import annotations
 
 import warnings
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..lineproto.encoder import LineEncoder
 from ..lineproto.timestamps import normalize_precision
@@ -32,13 +32,20 @@ def warn_comment_measurement(measurement: Any) -> None:
 class ClientEncoder(LineEncoder):
     """The line encoder of the client API: also warns about ``#`` measurements.
 
-    The check runs where a series key is built, i.e. once per cached shape,
-    so the steady state pays nothing for it.
+    The check runs where a series key is built, i.e. once per new shape, so
+    the steady state pays nothing for it; a ``#`` shape is never cached, so it
+    warns on every write, as the reference does.
     """
 
     def series_key(self, measurement: Any, tags: Optional[Mapping[Any, Any]]) -> str:
         warn_comment_measurement(measurement)
         return super().series_key(measurement, tags)
+
+    def _new_shape(self, key: Tuple[Any, ...], measurement: Any,
+                   tags: Optional[Mapping[Any, Any]], fields: Mapping[Any, Any]) -> Any:
+        if str(measurement).startswith("#"):
+            return self.series_key(measurement, tags), self.field_layout(fields), None
+        return super()._new_shape(key, measurement, tags, fields)
 
 
 class WritePrecision:

@@ -317,6 +317,9 @@ def test_measurement_starting_with_hash_warns_as_the_reference() -> None:
         Serializer("ns").to_list([{"measurement": "#other", "fields": {"v": 1}}])
     assert ours == ref == "#m v=1i"
     assert str(our_point[0].message) == str(ref_warnings[0].message)
+    for _ in range(2):  # every time, not only for a new shape
+        with pytest.warns(SyntaxWarning):
+            Point("#m").field("v", 2).to_line_protocol()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Point("m#").field("v", 1).to_line_protocol()  # only a leading '#'
