@@ -14,7 +14,14 @@ import importlib
 from typing import Any
 
 from .client.point import Point, WritePrecision
-from .errors import ConfigError, EdgeAgentError, InfluxDBError, SensorError, WriteError
+from .errors import (
+    ApiException,
+    ConfigError,
+    EdgeAgentError,
+    InfluxDBError,
+    SensorError,
+    WriteError,
+)
 
 __version__ = "0.1.0"
 
@@ -29,10 +36,12 @@ _LAZY = {
     "ASYNCHRONOUS": "edge_agent.options",
     "PointSettings": "edge_agent.options",
     "RetrySchedule": "edge_agent.retry",
+    "WritesRetry": "edge_agent.writes_retry",
     "Serializer": "edge_agent.client.records",
 }
 
 __all__ = [
+    "ApiException",
     "ConfigError",
     "EdgeAgentError",
     "InfluxDBError",

@@ -122,6 +122,20 @@ class WriteOptions:
             raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, got {self.sync!r}")
         object.__setattr__(self, "sync", sync)
 
+    def to_retry_strategy(self, **kwargs: Any) -> Any:
+        """influxdb-client's urllib3 strategy for these options (a
+        :class:`~edge_agent.writes_retry.WritesRetry`, times in seconds);
+        ``retry_callback`` is called with each retryable error."""
+        from .writes_retry import WritesRetry
+
+        return WritesRetry(
+            total=self.max_retries, retry_interval=self.retry_interval / 1_000,
+            jitter_interval=self.jitter_interval / 1_000,
+            max_retry_delay=self.max_retry_delay / 1_000,
+            max_retry_time=self.max_retry_time / 1_000,
+            exponential_base=self.exponential_base,
+            retry_callback=kwargs.get("retry_callback"), allowed_methods=["POST"])
+
     @property
     def durable(self) -> bool:
         """True when batches are kept in a disk buffer (``buffer_dir`` set)."""

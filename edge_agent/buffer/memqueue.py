@@ -21,7 +21,7 @@ __all__ = ["MemoryQueue"]
 
 
 class MemoryQueue:
-    """FIFO of segments; ``head`` returns consecutive segments of one destination."""
+    """FIFO of segments; ``head`` returns the oldest segment's destination's segments."""
 
     def __init__(self) -> None:
         self._items: Deque[Tuple[int, Segment]] = deque()
@@ -38,11 +38,17 @@ class MemoryQueue:
             return seg_id
 
     def head(self, max_points: int, max_bytes: int) -> List[Tuple[int, Segment]]:
+        """The oldest segment and the next ones for its destination, in order, up to
+        ``max_points`` / ``max_bytes``: batches are grouped by (bucket, org,
+        precision) as the seed groups them, and other destinations' segments in
+        between are skipped, not waited for."""
         out: List[Tuple[int, Segment]] = []
         points = size = 0
         with self._lock:
             for seg_id, seg in self._items:
-                if out and (seg.dest != out[0][1].dest or points + seg.count > max_points
+                if out and seg.dest != out[0][1].dest:
+                    continue
+                if out and (points + seg.count > max_points
                             or size + len(seg.data) > max_bytes):
                     break
                 out.append((seg_id, seg))

@@ -50,6 +50,14 @@ class InfluxDBClientAsync:
         obj._client = InfluxDBClient.from_env_properties(**kwargs)
         return obj
 
+    _SHARED = frozenset({"url", "token", "org", "default_tags", "api_client", "conf"})
+
+    def __getattr__(self, name: str) -> Any:
+        # url, token, org, default_tags, api_client.configuration read as on the sync client
+        if name in InfluxDBClientAsync._SHARED:
+            return getattr(self.__dict__["_client"], name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def write_api(self, point_settings: Optional[PointSettings] = None) -> WriteApiAsync:
         return WriteApiAsync(self._client, point_settings)
 

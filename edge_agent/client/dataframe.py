@@ -2,19 +2,43 @@
 
 Imported only when a DataFrame is written, so ``import edge_agent`` stays light.
 Each field column becomes an array of ``key=value`` strings (empty where the
-cell is NaN/None/Inf); tag columns likewise; the arrays are then joined row-wise
-with numpy's element-wise string operations.
+cell is missing); tag columns likewise, escaping each distinct value once; the
+arrays are then joined row-wise with numpy's element-wise string operations.
+
+What a cell becomes is what influxdb-client 1.50 writes for it, so a field
+keeps the type the reference gave it (a type conflict would reject the write):
+integer dtypes (numpy, nullable ``Int64``/``UInt8``... and unsigned) ``5i``;
+float dtypes the Python float's digits (``2.0``, float32 widened as the
+reference does); bool dtypes ``True``/``False``; every other dtype (object,
+string, categorical, datetime, timedelta, period) a quoted ``str(cell)``.
+Missing cells (NaN, None, ``pd.NA``, NaT) are left out. Deliberate
+differences (README, "Differences from influxdb-client"): ±Inf is dropped and
+counted instead of written, timestamps use integer arithmetic, a tag value is
+always escaped as a tag, a missing tag cell takes the default tag, and a
+timedelta is quoted instead of written as a broken ``... daysi``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from ..lineproto.encoder import LineEncoder
-from ..lineproto.escape import escape_key, escape_measurement, escape_tag_value
+from ..lineproto.escape import escape_key, escape_measurement, escape_string, escape_tag_value
 from ..lineproto.timestamps import PRECISIONS
+from .point import warn_comment_measurement
 
-__all__ = ["dataframe_lines"]
+__all__ = ["DataFrameColumnError", "dataframe_lines"]
+
+
+class DataFrameColumnError(KeyError, TypeError):
+    """A column named in the write's arguments is not in the DataFrame.
+
+    A ``TypeError`` as the reference's DataFrame argument errors are, and a
+    ``KeyError`` as a missing column is in pandas.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def _join(acc: Any, part: Any, sep: str) -> Any:
@@ -24,68 +48,127 @@ def _join(acc: Any, part: Any, sep: str) -> Any:
     return acc + np.where(both, sep, "") + part
 
 
-def _escape(series: Any, table: Sequence[tuple]) -> Any:
-    out = series
-    for old, new in table:
-        out = out.str.replace(old, new, regex=False)
-    return out
+def _kind(dtype: Any) -> str:
+    """``int``, ``float``, ``bool`` or ``str``: how the reference writes a column."""
+    import numpy as np
+
+    scalar = getattr(dtype, "type", None)
+    if not isinstance(scalar, type) or issubclass(scalar, np.timedelta64):
+        return "str"
+    if issubclass(scalar, np.integer):
+        return "int"
+    if issubclass(scalar, np.floating):
+        return "float"
+    if issubclass(scalar, np.bool_):
+        return "bool"
+    return "str"
 
 
-_TAG_ESCAPES = ((",", "\\,"), ("=", "\\="), (" ", "\\ "))
-_STR_ESCAPES = (("\\", "\\\\"), ('"', '\\"'))
-
-
-def _field_column(name: str, column: Any) -> Any:
-    """An object array of ``key=value`` or ``""`` for one field column."""
+def _by_value(column: Any, missing: Any, render: Any) -> Any:
+    """``render(cell)`` for each cell, computed once per distinct value; ``""`` where missing."""
     import numpy as np
     import pandas as pd
 
+    try:
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (lists...): one by one
+        cells = column.tolist()
+        return np.array(["" if m else render(v) for v, m in zip(cells, missing)], dtype=object)
+    table = np.array([render(v) for v in uniques] + [""], dtype=object)
+    codes = np.where(missing, len(table) - 1, codes)
+    return table[codes]
+
+
+def _field_column(name: str, column: Any, encoder: LineEncoder) -> Any:
+    """An object array of ``key=value`` or ``""`` for one field column."""
+    import numpy as np
+
     prefix = escape_key(name, "field key") + "="
-    kind = column.dtype.kind
-    if kind == "f":
-        values = column.to_numpy(dtype="float64")
-        ok = np.isfinite(values)
-        text = pd.Series(values.astype(str), index=column.index)  # shortest round-trip
-        text = text.str.replace(r"\.0$", "", regex=True).to_numpy(dtype=object)
-        return np.where(ok, prefix + text, "").astype(object)
-    if kind in "iu":
-        suffix = "u" if kind == "u" else "i"
-        return (prefix + column.astype(str) + suffix).to_numpy(dtype=object)
-    if kind == "b":
-        return np.where(column.to_numpy(), prefix + "true", prefix + "false").astype(object)
-    # object / string columns: strings quoted, numbers and bools typed per cell
-    present = column.notna() & ~column.isin([float("inf"), float("-inf")])
-    is_str = column.map(lambda v: isinstance(v, str))
-    is_bool = column.map(lambda v: isinstance(v, (bool, np.bool_)))
-    is_int = column.map(lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool))
-    quoted = '"' + _escape(column.where(is_str, "").astype(str), _STR_ESCAPES) + '"'
-    numbers = column.where(~is_str & ~is_bool & present, 0).astype(str)
-    numbers = numbers.where(is_int, numbers.str.replace(r"\.0$", "", regex=True))
-    numbers = numbers + pd.Series(np.where(is_int, "i", ""), index=column.index)
-    bools = column.where(is_bool, False).astype(bool).map({True: "true", False: "false"})
-    value = quoted.where(is_str, bools.where(is_bool, numbers))
-    return np.where(present, prefix + value.astype(str), "").astype(object)
+    missing = column.isna().to_numpy(dtype=bool)
+    dtype = column.dtype
+    kind = _kind(dtype)
+    if kind == "int":
+        values = column.to_numpy(dtype="u8" if dtype.kind == "u" else "i8", na_value=0)
+        text = prefix + values.astype(str).astype(object) + "i"
+    elif kind == "float":
+        # The reference writes the cells as Python floats: float32 with float64 digits.
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        infinite = np.isinf(values)
+        if infinite.any():  # ±Inf cannot be written: dropped and counted
+            encoder.drops.add(fields=int(infinite.sum()))
+            missing = missing | infinite
+        text = prefix + values.astype(str).astype(object)
+    elif kind == "bool":
+        values = column.to_numpy(dtype=bool, na_value=False)
+        text = np.where(values, prefix + "True", prefix + "False").astype(object)
+    else:
+        return _by_value(column, missing, lambda v: f'{prefix}"{escape_string(str(v))}"')
+    return np.where(missing, "", text).astype(object)
+
+
+def _tag_column(key: str, column: Any, default: Optional[str]) -> Any:
+    """An object array of ``,key=value`` (or ``""``) for one tag column."""
+    import numpy as np
+
+    prefix = "," + escape_key(key, "tag key") + "="
+
+    def render(value: Any) -> str:
+        text = str(value)
+        return prefix + escape_tag_value(text, key) if text else ""  # empty: no tag
+
+    out = _by_value(column, column.isna().to_numpy(dtype=bool), render)
+    if default is not None:  # the column wins; where it has no value, the default
+        out = np.where(out == "", prefix + escape_tag_value(default, key), out).astype(object)
+    return out
 
 
 def _timestamps(df: Any, column: Optional[str], timezone: Optional[str],
                 encoder: LineEncoder) -> Any:
-    """Integer timestamps in the encoder's precision, or ``None`` for no time."""
+    """Integer timestamps in the encoder's precision, as an object array of str.
+
+    The index (or ``column``): integers are taken as already in the write
+    precision (as the reference's ``to_datetime(unit=precision)`` reads them),
+    a PeriodIndex at the start of each period, anything else through
+    ``pd.to_datetime``; naive times are in ``timezone`` (default UTC).
+    """
+    import numpy as np
     import pandas as pd
 
     source = df.index if column is None else df[column]
-    if column is None and not isinstance(source, pd.DatetimeIndex):
-        if source.dtype.kind in "iu" and not isinstance(source, pd.RangeIndex):
-            return source.to_numpy().astype(str).astype(object)
-        if isinstance(source, pd.RangeIndex):
-            return None
-    values = pd.to_datetime(source)
-    stamps = pd.DatetimeIndex(values)
-    if stamps.tz is None:
-        stamps = stamps.tz_localize(timezone or "UTC")
-    nanos = stamps.tz_convert("UTC").tz_localize(None).as_unit("ns").asi8 \
-        if hasattr(stamps, "as_unit") else stamps.tz_convert("UTC").tz_localize(None).asi8
-    unit = PRECISIONS[encoder.precision]
-    return (nanos // unit).astype(str).astype(object)
+    precision = encoder.precision
+    dtype = source.dtype
+    if isinstance(dtype, pd.PeriodDtype):
+        stamps = (source.to_timestamp() if isinstance(source, pd.Index)
+                  else source.dt.to_timestamp())
+    elif dtype.kind in "iu":
+        return np.asarray(source).astype(str).astype(object)
+    elif dtype.kind == "f":
+        stamps = pd.to_datetime(source, unit=precision)
+    else:
+        stamps = pd.to_datetime(source)
+    index = pd.DatetimeIndex(stamps)
+    if index.hasnans:
+        row = int(np.flatnonzero(index.isna())[0])
+        where = f"column {column!r}" if column is not None else "the index"
+        raise ValueError(f"DataFrame row {row}: {where} has no time (NaT)")
+    if index.tz is None:
+        index = index.tz_localize(timezone or "UTC")
+    index = index.tz_convert("UTC").tz_localize(None)
+    if hasattr(index, "as_unit"):  # pandas >= 2 keeps s/ms/us resolutions
+        index = index.as_unit("ns")
+    return (index.asi8 // PRECISIONS[precision]).astype(str).astype(object)
+
+
+def _check_columns(df: Any, tag_columns: Sequence[Any], timestamp_column: Optional[Any]) -> None:
+    columns = set(df.columns)
+    for name, role in [(c, "data_frame_tag_columns") for c in tag_columns] + (
+            [(timestamp_column, "data_frame_timestamp_column")]
+            if timestamp_column is not None else []):
+        if name not in columns:
+            shown = ", ".join(repr(c) for c in list(df.columns)[:20])
+            raise DataFrameColumnError(
+                f"{role} names {name!r}, which is not a column of the DataFrame "
+                f"(its columns: {shown or 'none'})")
 
 
 def dataframe_lines(
@@ -102,38 +185,38 @@ def dataframe_lines(
     import pandas as pd
 
     if data_frame_measurement_name is None:
-        raise ValueError("writing a DataFrame needs data_frame_measurement_name")
+        raise TypeError("writing a DataFrame needs data_frame_measurement_name="
+                        "'the measurement'")
+    tag_columns: List[Any] = list(data_frame_tag_columns or [])
+    _check_columns(df, tag_columns, data_frame_timestamp_column)
+    measurement = escape_measurement(data_frame_measurement_name)
+    warn_comment_measurement(measurement)
     if len(df) == 0:
         return
-    tag_columns: List[str] = [str(c) for c in (data_frame_tag_columns or [])]
+    n = len(df)
     skip = set(tag_columns)
     if data_frame_timestamp_column is not None:
         skip.add(data_frame_timestamp_column)
-    field_columns = sorted((c for c in df.columns if c not in skip), key=str)
 
-    n = len(df)
     fields = np.full(n, "", dtype=object)
-    for name in field_columns:
-        fields = _join(fields, _field_column(str(name), df[name]), ",")
+    for name in sorted((c for c in df.columns if c not in skip), key=str):
+        fields = _join(fields, _field_column(str(name), df[name], encoder), ",")
 
-    # Tags: defaults merged with the tag columns (a column wins), sorted by key.
-    series = np.full(n, escape_measurement(data_frame_measurement_name), dtype=object)
-    tag_keys = sorted(set(encoder.default_tags) | set(tag_columns))
-    for key in tag_keys:
-        if key in tag_columns:
-            col = df[key]
-            text = _escape(col.astype(str), _TAG_ESCAPES)
-            text = text.where(col.notna() & (col.astype(str) != ""), "")
-            part = np.where(text != "", escape_key(key, "tag key") + "=" + text, "")
-            series = _join(series, part.astype(object), ",")
+    # Tags sorted by key: the tag columns, and the default tags no column is named
+    # after (as the reference: a column of that name, tag or field, wins).
+    by_key: Dict[str, Any] = {str(c): c for c in tag_columns}
+    names = {str(c) for c in df.columns}
+    defaults = {k: v for k, v in encoder.default_tags.items() if k not in names or k in by_key}
+    series = np.full(n, measurement, dtype=object)
+    for key in sorted(set(by_key) | set(defaults)):
+        if key in by_key:
+            series = series + _tag_column(key, df[by_key[key]], defaults.get(key))
         else:
-            value = escape_tag_value(encoder.default_tags[key], key)
-            series = series + ("," + escape_key(key, "tag key") + "=" + value)
+            series = series + ("," + escape_key(key, "tag key") + "="
+                               + escape_tag_value(defaults[key], key))
 
     stamps = _timestamps(df, data_frame_timestamp_column, data_frame_timestamp_timezone, encoder)
-    lines = series + " " + fields
-    if stamps is not None:
-        lines = lines + " " + stamps
+    lines = series + " " + fields + " " + stamps
     has_field = fields != ""
     dropped = int(n - has_field.sum())
     if dropped:

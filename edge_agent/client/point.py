@@ -8,12 +8,44 @@ A point keeps what it is given; it becomes line protocol in
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+import warnings
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..lineproto.encoder import LineEncoder
 from ..lineproto.timestamps import normalize_precision
 
-__all__ = ["Point", "WritePrecision", "DEFAULT_WRITE_PRECISION"]
+__all__ = ["ClientEncoder", "Point", "WritePrecision", "DEFAULT_WRITE_PRECISION",
+           "warn_comment_measurement"]
+
+
+def warn_comment_measurement(measurement: Any) -> None:
+    """Warn as the reference does: InfluxDB reads a line starting with ``#`` as a comment."""
+    name = str(measurement)
+    if name.startswith("#"):
+        warnings.warn(
+            f"The measurement name '{name}' start with '#'.\n\n"
+            "The output Line protocol will be interpret as a comment by InfluxDB. "
+            "For more info see:\n    - https://docs.influxdata.com/influxdb/latest/reference/"
+            "syntax/line-protocol/#comments\n", SyntaxWarning, stacklevel=4)
+
+
+class ClientEncoder(LineEncoder):
+    """The line encoder of the client API: also warns about ``#`` measurements.
+
+    The check runs where a series key is built, i.e. once per new shape, so
+    the steady state pays nothing for it; a ``#`` shape is never cached, so it
+    warns on every write, as the reference does.
+    """
+
+    def series_key(self, measurement: Any, tags: Optional[Mapping[Any, Any]]) -> str:
+        warn_comment_measurement(measurement)
+        return super().series_key(measurement, tags)
+
+    def _new_shape(self, key: Tuple[Any, ...], measurement: Any,
+                   tags: Optional[Mapping[Any, Any]], fields: Mapping[Any, Any]) -> Any:
+        if str(measurement).startswith("#"):
+            return self.series_key(measurement, tags), self.field_layout(fields), None
+        return super()._new_shape(key, measurement, tags, fields)
 
 
 class WritePrecision:
@@ -33,7 +65,7 @@ _PRECISIONS = frozenset(("ns", "us", "ms", "s"))
 
 # One encoder per precision, shared by all points (no default tags: a Point
 # alone has none; a writer's Serializer applies its own).
-_ENCODERS: Dict[str, LineEncoder] = {p: LineEncoder(p) for p in _PRECISIONS}
+_ENCODERS: Dict[str, LineEncoder] = {p: ClientEncoder(p) for p in _PRECISIONS}
 
 
 class Point:

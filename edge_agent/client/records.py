@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
 
-from ..lineproto.encoder import Drops, LineEncoder
-from .point import Point
+from ..lineproto.encoder import Drops
+from .point import ClientEncoder, Point
 
 __all__ = ["Serializer", "RECORD_KWARGS"]
 
@@ -51,7 +51,7 @@ class Serializer:
         default_tags: Optional[Mapping[str, Any]] = None,
         drops: Optional[Drops] = None,
     ) -> None:
-        self.encoder = LineEncoder(precision, default_tags, drops)
+        self.encoder = ClientEncoder(precision, default_tags, drops)
         self.precision = self.encoder.precision
 
     # Public ---------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Dict, Iterable, Iterator, List, Optional
@@ -32,6 +33,25 @@ from .records import Serializer
 __all__ = ["WriteApi"]
 
 log = logging.getLogger("edge_agent.write_api")
+
+
+def _with_bytes(callback: Any) -> Any:
+    """The user's callback, given the batch as ``bytes`` as influxdb-client does."""
+    if callback is None:
+        return None
+
+    def call(conf: Any, data: Any, *error: Any) -> Any:
+        return callback(conf, data.encode("utf-8") if isinstance(data, str) else data, *error)
+
+    call.__name__ = getattr(callback, "__name__", "callback")
+    return call
+
+
+def _is_observable(record: Any) -> bool:
+    # No reactivex import: it is optional, and only its Observables have this shape.
+    return callable(getattr(record, "subscribe", None)) and any(
+        c.__module__.startswith("reactivex") for c in type(record).__mro__)
+
 
 def _chunks(lines: Iterable[str], size: int) -> Iterator[List[str]]:
     chunk: List[str] = []
@@ -60,32 +80,48 @@ class _AsyncResult:
 
 
 class WriteApi:
-    """Writes records to InfluxDB; get one from ``InfluxDBClient.write_api()``."""
+    """Writes records to InfluxDB; get one from ``InfluxDBClient.write_api()``.
+
+    ``WriteApi(influxdb_client, write_options, point_settings, success_callback=,
+    error_callback=, retry_callback=)`` as in influxdb-client. The callbacks get
+    ``(bucket, org, precision)`` and the batch as ``bytes`` (what the reference
+    passes), the error ones also the :class:`~edge_agent.errors.InfluxDBError`.
+    """
 
     def __init__(
         self,
-        client: Any,
+        influxdb_client: Any,
         write_options: Optional[WriteOptions] = None,
         point_settings: Optional[PointSettings] = None,
         success_callback: Any = None,
         error_callback: Any = None,
         retry_callback: Any = None,
     ) -> None:
+        client = influxdb_client
         self._client = client
+        self._influxdb_client = client  # the reference's attribute name
         self._options = write_options or WriteOptions()
+        self._write_options = self._options
         # Client-wide tags, then the write API's own; ``${env.NAME}`` read from the environment.
         tags = PointSettings(**(getattr(client, "default_tags", None) or {})).default_tags
         if point_settings is not None:
             tags.update(point_settings.default_tags)
         self._default_tags = tags
+        self._point_settings = point_settings or PointSettings()
         self._serializers: Dict[str, Serializer] = {}
         self._transport = Transport(client.settings)
-        self._callbacks = Callbacks(success_callback, error_callback, retry_callback)
+        user_agent = getattr(getattr(client, "api_client", None), "user_agent", None)
+        if user_agent:
+            self._transport.user_agent = user_agent
+        self._callbacks = Callbacks(_with_bytes(success_callback), _with_bytes(error_callback),
+                                    _with_bytes(retry_callback))
         self._executor: Optional[ThreadPoolExecutor] = None
         self._closed = False
         self._queue: Any = None
         self._durable: Any = None
         self._flusher: Optional[Flusher] = None
+        self._window = 0  # points enqueued since the last full batch was announced
+        self._window_lock = threading.Lock()
         if self._options.write_type == WriteType.batching:
             self._start_batching()
 
@@ -130,10 +166,18 @@ class WriteApi:
         write_precision: Any = DEFAULT_WRITE_PRECISION,
         **kwargs: Any,
     ) -> Any:
-        """Write ``record`` (any record kind, or an iterable of them) to ``bucket``."""
+        """Write ``record`` (any record kind, or an iterable of them) to ``bucket``.
+
+        A reactivex ``Observable`` is subscribed to: each item is written as it
+        arrives (as in influxdb-client; needs ``pip install reactivex``).
+        """
         if self._closed:
             raise WriteError("write_api is closed")
         if record is None:
+            return None
+        if _is_observable(record):
+            record.subscribe(on_next=lambda item: self.write(bucket, org, item,
+                                                             write_precision, **kwargs))
             return None
         serializer = self._serializer(write_precision)
         dest = Destination(bucket, org if org is not None else (self._client.org or ""),
@@ -165,8 +209,17 @@ class WriteApi:
                 data = "\n".join(chunk).encode("utf-8")
                 self._queue.append(dest, data, len(chunk), time.time())
                 self._queue.counters.add("accepted", len(chunk))
-            if self._flusher is not None and len(chunk) >= size:
-                self._flusher.notify()
+            with self._window_lock:
+                self._window += len(chunk)
+                full = self._window >= size
+                if full:
+                    self._window = 0
+            if full and self._flusher is not None:
+                # A batch_size worth has arrived (over any number of write() calls
+                # and destinations): it leaves now, not at the next flush_interval.
+                if self._durable is not None:
+                    self._durable.flush()
+                self._flusher.notify(full=True)
 
     # -- flush / close --------------------------------------------------------
 

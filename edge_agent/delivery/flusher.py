@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Protocol, Sequence, Tuple
 
 from ..destination import Destination
-from ..errors import WriteError
 from ..retry import MAX_RETRY_AFTER, RetrySchedule
 from .outcome import Outcome, WriteResult
 from .pacing import DrainPace
@@ -144,6 +143,7 @@ class Flusher:
         # One step at a time: the thread, flush() and close() may all deliver.
         self._step_lock = threading.Lock()
         self._last_send = clock()
+        self._full = False  # set by notify(full=True), cleared once the queue is empty
         self.last_result: Optional[WriteResult] = None
 
     # -- thread -------------------------------------------------------------
@@ -154,8 +154,12 @@ class Flusher:
                                             daemon=True)
             self._thread.start()
 
-    def notify(self) -> None:
-        """New data is in the buffer (a producer sealed a segment)."""
+    def notify(self, full: bool = False) -> None:
+        """New data is in the buffer (a producer sealed a segment). ``full``: a
+        batch_size worth arrived, so everything queued goes now (the seed's
+        batching), not at the next flush_interval."""
+        if full:
+            self._full = True
         self._wake.set()
 
     def stop(self, timeout: Optional[float] = None) -> None:
@@ -199,12 +203,14 @@ class Flusher:
         opts = self.options
         batch = self.queue.head(opts.batch_size, opts.max_batch_bytes)
         if not batch:
+            self._full = False
             return Step("empty")
         points = sum(seg.count for _, seg in batch)
         now = self.clock()
         # A batch is full at batch_size points, or when more segments wait behind
         # it (the next one did not fit): a backlog never waits for flush_interval.
-        if wait_for_full and points < opts.batch_size and len(self.queue) <= len(batch):
+        if (wait_for_full and not self._full and points < opts.batch_size
+                and len(self.queue) <= len(batch)):
             due = self._last_send + opts.flush_interval / 1000.0
             if now < due and self._schedule.attempt == 0:
                 return Step("empty", wait=due - now)
@@ -263,8 +269,7 @@ class Flusher:
             if self.callbacks.error is not None:
                 bad = "\n".join(line.decode("utf-8", "replace") for line, _ in rejected)
                 first = rejected[0][1]
-                self._call(self.callbacks.error, dest, bad,
-                           WriteError(first.message, first.status))
+                self._call(self.callbacks.error, dest, bad, first.error())
         # "written" and "rejected" are counted in the transaction that removes the
         # segments: a kill -9 can neither count them twice nor lose them. A segment
         # evicted by the budget while it was in flight stays counted as evicted.

@@ -10,11 +10,11 @@ from __future__ import annotations
 import email.utils
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timezone
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
-from ..errors import WriteError
+from ..errors import ErrorResponse, WriteError
 
 __all__ = ["MAX_MESSAGE", "Outcome", "WriteResult", "classify", "parse_retry_after",
            "server_message", "truncate"]
@@ -64,7 +64,9 @@ class WriteResult:
     ``status`` is the HTTP status (0 = no answer), ``message`` the server's
     own reason (or what went wrong on the way; secrets redacted),
     ``retry_after`` the server's requested wait in seconds, ``latency`` the
-    seconds from sending to the answer (or the failure).
+    seconds from sending to the answer (or the failure); ``reason``,
+    ``headers`` and ``body`` (truncated, redacted) of an answer for
+    :class:`~edge_agent.errors.WriteError`'s ``response``.
     """
 
     status: int
@@ -72,6 +74,9 @@ class WriteResult:
     message: str = ""
     retry_after: Optional[float] = None
     latency: float = 0.0
+    reason: str = field(default="", compare=False)
+    headers: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    body: str = field(default="", compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -79,7 +84,10 @@ class WriteResult:
 
     def error(self) -> WriteError:
         """This result as the typed error a synchronous write raises."""
-        return WriteError(self.message or self.outcome.value, self.status, self.retry_after)
+        response = (ErrorResponse(self.status, self.reason, self.headers, self.body)
+                    if self.status else None)
+        return WriteError(self.message or self.outcome.value, self.status, self.retry_after,
+                          response)
 
 
 def parse_retry_after(value: Optional[str], now: float) -> Optional[float]:

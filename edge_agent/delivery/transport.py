@@ -367,7 +367,20 @@ class Transport:
                 message = (f"the server at {self.settings.url} speaks HTTPS on this port: use "
                            f"https:// in {self.settings.setting_prefix}url")
         message = truncate(redact(message, self._secrets))
-        return WriteResult(status, outcome, message, retry_after, latency)
+        headers = {k: redact(v, self._secrets) for k, v in response.headers.items()}
+        body = "" if outcome is Outcome.OK else truncate(
+            redact(response.content.decode("utf-8", "replace"), self._secrets))
+        return WriteResult(status, outcome, message, retry_after, latency,
+                           response.reason or "", headers, body)
+
+    @property
+    def user_agent(self) -> str:
+        """The User-Agent header sent (``edge-agent/<version>`` unless set)."""
+        return str(self._session.headers["User-Agent"])
+
+    @user_agent.setter
+    def user_agent(self, value: str) -> None:
+        self._session.headers["User-Agent"] = value
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -207,7 +207,8 @@ class LineEncoder:
             elif kind is bool:
                 out.append(prefix + ("true" if value else "false"))
             elif value is not None:
-                other = _format_other(value, int_types.get(name, "i") if int_types else "i")
+                other = _format_other(value, int_types.get(name, "i") if int_types else "i",
+                                      name)
                 if other is None:
                     dropped += 1
                 else:

@@ -82,7 +82,19 @@ def _format_float(value: float) -> Optional[str]:
     return text
 
 
-def _format_other(value: Any, int_suffix: str) -> Optional[str]:
+_INT64_MAX = 2**63 - 1
+
+
+def _format_numpy_float(value: Any) -> Optional[str]:
+    """A numpy float in its own type's shortest repr, as the reference writes it:
+    ``str(np.float32(1.1))`` is ``1.1`` where ``float()`` would give 1.100000023841858."""
+    if not bool(value - value == 0):  # NaN and +-Inf
+        return None
+    text = str(value)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _format_other(value: Any, int_suffix: str, key: Any = None) -> Optional[str]:
     """Slow path for subclasses, numpy scalars, Decimal."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -95,17 +107,27 @@ def _format_other(value: Any, int_suffix: str) -> Optional[str]:
     if isinstance(value, Decimal):
         if not value.is_finite():
             return None
-        return _format_float(float(value))
+        text = str(value)  # the reference's digits: Decimal("1.10") is 1.10
+        return text[:-2] if text.endswith(".0") else text
     dtype = getattr(value, "dtype", None)
     if dtype is not None:  # numpy / pandas scalar
         kind = getattr(dtype, "kind", "")
         if kind == "f":
-            return _format_float(float(value))
-        if kind in "iu":
-            return f"{int(value)}{'u' if kind == 'u' and int_suffix == 'i' else int_suffix}"
+            return _format_numpy_float(value)
+        if kind == "i":
+            return f"{int(value)}{int_suffix}"
+        if kind == "u":
+            # Written as the reference writes it (``i``), so a field it stored as an
+            # integer keeps its type; only a value beyond int64, which ``i`` cannot
+            # carry, is written as unsigned.
+            number = int(value)
+            suffix = "u" if int_suffix == "i" and number > _INT64_MAX else int_suffix
+            return f"{number}{suffix}"
         if kind == "b":
             return "true" if bool(value) else "false"
-    raise TypeError(f"field value {value!r} of type {type(value).__name__} is not supported")
+    where = f" of field {str(key)!r}" if key is not None else ""
+    raise ValueError(f"field value {value!r}{where} has type {type(value).__name__}, which "
+                     "line protocol cannot carry: use int, float, bool or str")
 
 
 def format_field_value(value: Any, int_suffix: str = "i") -> Optional[str]:
