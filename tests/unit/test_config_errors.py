@@ -34,7 +34,7 @@ def test_unknown_top_level_key() -> None:
 def test_unknown_key_without_a_close_match_lists_the_accepted_keys() -> None:
     assert error(BASE + "buffer:\n  zzz: 1\n") == (
         "conf/edge.yaml:4:3: unknown key 'zzz' in buffer; "
-        "accepted keys: max_size, max_age, sync, dead_letter_max"
+        "accepted keys: max_size, max_age, sync, dead_letter_max, hold"
     )
 
 
