@@ -35,10 +35,11 @@ def counts(influx: Any, db: str) -> Dict[str, int]:
 
 
 def write_kill_config(path: Path, state: Path, influx: Any, db: str, broker: Any,
-                      subscription: str, precision: str = "ns") -> Path:
+                      subscription: str, precision: str = "ns", name: str = "killed",
+                      tags: str = "{site: chaos}") -> Path:
     """The killed agent's config: MQTT 5, QoS 1, persistent session, short intervals."""
-    path.write_text(f"""agent: {{name: killed, state_dir: {state}, internal_metrics: 0s}}
-tags: {{site: chaos}}
+    path.write_text(f"""agent: {{name: {name}, state_dir: {state}, internal_metrics: 0s}}
+tags: {tags}
 influx: {{url: '{influx.url}', api: v1, bucket: {db}, timeout: 5s, precision: {precision}}}
 write: {{flush_interval: 100, retry_interval: 200, max_retry_delay: 1000, commit_interval: 20}}
 sources:

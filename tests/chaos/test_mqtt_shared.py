@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, List
 
-from tests.chaos.test_mqtt_kill import counts
+from tests.chaos.test_mqtt_kill import counts, write_kill_config
 from tests.harness.agent import AgentProcess
 from tests.harness.mqtt import StreamPublisher
 from tests.harness.waits import wait_for as wait_until
@@ -31,27 +31,11 @@ BRIDGES, KILLS, RATE = 3, 3, 300.0
 
 def bridge_config(tmp_path: Path, n: int, influx: Any, db: str, broker: Any,
                   topic: str) -> Path:
-    state = tmp_path / f"state{n}"
-    config = tmp_path / f"bridge{n}.yaml"
-    config.write_text(f"""agent: {{name: bridge{n}, state_dir: {state}, internal_metrics: 0s}}
-tags: {{bridge: b{n}}}
-influx: {{url: '{influx.url}', api: v1, bucket: {db}, timeout: 5s}}
-write: {{flush_interval: 100, retry_interval: 200, max_retry_delay: 1000, commit_interval: 20}}
-sources:
-  - name: shared
-    type: mqtt
-    url: {broker.url}
-    client_id: edge-share-{n}-{uuid.uuid4().hex[:6]}
-    protocol: 5
-    qos: 1
-    clean_session: false
-    session_expiry: 1h
-    reconnect_max: 1s
-    subscriptions:
-      - {{topic: '$share/bridges/{topic}/{{stream}}', format: value, measurement: kills,
-          field: n}}
-""")
-    return config
+    """Bridge ``n`` of the group: the killed agent's config, tagged with its number."""
+    return write_kill_config(
+        tmp_path / f"bridge{n}.yaml", tmp_path / f"state{n}", influx, db, broker,
+        f"{{topic: '$share/bridges/{topic}/{{stream}}', format: value, measurement: kills, "
+        "field: n}", name=f"bridge{n}", tags=f"{{bridge: b{n}}}")
 
 
 def test_shared_subscription_three_bridges_one_killed_every_message_once(
