@@ -18,10 +18,9 @@ from __future__ import annotations
 import base64
 import gzip as gzip_module
 import logging
-import socket
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -29,19 +28,12 @@ import requests
 from .. import __version__
 from ..destination import Destination
 from ..redact import REDACTED, redact
-from ..tls import (
-    TlsNames,
-    check_ca_file,
-    check_client_cert,
-    env_ca_bundle,
-    exception_chain,
-    explain,
-    find_ssl_error,
-)
+from ..tls import TlsNames, check_ca_file, check_client_cert, env_ca_bundle, explain
 from .adapter import TlsAdapter
+from .failures import PLAIN_TO_TLS, describe_failure, dropped_mid_request, speaks_tls
 from .outcome import Outcome, WriteResult, classify, parse_retry_after, server_message, truncate
 
-__all__ = ["InfluxSettings", "Transport", "describe_failure", "strip_userinfo"]
+__all__ = ["InfluxSettings", "Transport", "strip_userinfo"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +41,6 @@ API_VERSIONS = ("v1", "v2", "v3")
 GZIP_LEVEL = 1  # level 1: most of the size win for a fraction of the CPU (a Pi's CPU)
 CONTENT_TYPE = "text/plain; charset=utf-8"
 USER_AGENT = f"edge-agent/{__version__}"
-_PLAIN_TO_TLS = "HTTP request to an HTTPS server"  # Go's net/http (influxd) on a TLS port
 
 V1_PRECISION = {"ns": "n", "us": "u", "ms": "ms", "s": "s"}
 V2_PRECISION = {"ns": "ns", "us": "us", "ms": "ms", "s": "s"}
@@ -156,53 +147,6 @@ def strip_userinfo(url: str) -> str:
         return url
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-# -- network failures ----------------------------------------------------------
-
-
-def describe_failure(exc: requests.RequestException, url: str,
-                     connect_timeout: float, read_timeout: float,
-                     tls: Optional[Callable[[BaseException], str]] = None) -> str:
-    """One sentence for a request that got no answer (no secrets in it).
-
-    ``tls(exc)`` words a TLS failure (the transport knows the settings to name).
-    """
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return (f"cannot reach {url}: no connection within {connect_timeout:g} s "
-                "(connect timeout)")
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return f"no answer from {url} within {read_timeout:g} s (read timeout)"
-    if isinstance(exc, requests.exceptions.SSLError) or find_ssl_error(exc) is not None:
-        return truncate(tls(exc) if tls is not None else explain(exc, url, TlsNames()))
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return f"cannot reach {url} through the proxy: {_innermost(exc)}"
-    causes = list(exception_chain(exc))
-    for cause in causes:
-        if isinstance(cause, ConnectionRefusedError):
-            return f"cannot reach {url}: connection refused"
-    for cause in causes:
-        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
-            return f"cannot reach {url}: host name not found"
-    for cause in causes:
-        if isinstance(cause, ConnectionResetError):
-            return f"connection to {url} was reset before an answer arrived"
-        if isinstance(cause, BrokenPipeError):
-            return f"connection to {url} was closed while sending"
-        if type(cause).__name__ == "RemoteDisconnected":
-            return f"connection to {url} was closed before an answer arrived"
-        if isinstance(cause, socket.timeout):
-            return f"no answer from {url} within {read_timeout:g} s (read timeout)"
-        if isinstance(cause, OSError) and cause.errno is not None and cause.strerror:
-            return f"cannot reach {url}: {cause.strerror.lower()}"
-    return f"cannot reach {url}: {_innermost(exc)}"
-
-
-def _innermost(exc: BaseException) -> str:
-    last = exc
-    for cause in exception_chain(exc):
-        last = cause
-    return truncate(str(last) or type(last).__name__)
 
 
 # -- the transport -------------------------------------------------------------
@@ -334,6 +278,9 @@ class Transport:
             )
         except requests.RequestException as exc:
             latency = time.monotonic() - started
+            if (url.startswith("http://") and dropped_mid_request(exc)
+                    and speaks_tls(url, self._timeouts[0])):
+                return WriteResult(0, Outcome.TRANSIENT, self._plain_to_tls(), None, latency)
             message = redact(describe_failure(exc, self.settings.url, *self._timeouts,
                                               tls=self._tls_failure), self._secrets)
             log.debug("%s %s: no answer after %.3f s: %s", method, url, latency, message)
@@ -361,17 +308,20 @@ class Transport:
             message = server_message(response.content, response.reason or "",
                                      response.headers.get("X-Influxdb-Error", ""))
             message = message or f"HTTP {status}"
-            if status == 400 and _PLAIN_TO_TLS in message:
+            if status == 400 and PLAIN_TO_TLS in message:
                 # Not a verdict on the lines: nothing may be dead-lettered for it.
                 outcome = Outcome.TRANSIENT
-                message = (f"the server at {self.settings.url} speaks HTTPS on this port: use "
-                           f"https:// in {self.settings.setting_prefix}url")
+                message = self._plain_to_tls()
         message = truncate(redact(message, self._secrets))
         headers = {k: redact(v, self._secrets) for k, v in response.headers.items()}
         body = "" if outcome is Outcome.OK else truncate(
             redact(response.content.decode("utf-8", "replace"), self._secrets))
         return WriteResult(status, outcome, message, retry_after, latency,
                            response.reason or "", headers, body)
+
+    def _plain_to_tls(self) -> str:
+        return (f"the server at {self.settings.url} speaks HTTPS on this port: use "
+                f"https:// in {self.settings.setting_prefix}url")
 
     @property
     def user_agent(self) -> str:

@@ -24,6 +24,7 @@ from edge_agent.delivery.outcome import Outcome
 from edge_agent.delivery.transport import InfluxSettings, Transport
 from edge_agent.destination import Destination
 from edge_agent.errors import WriteError
+from tests.harness.fault_server import Answer
 from tests.harness.tls_servers import tls13_refusal_lines
 
 _dbs = itertools.count(1)
@@ -98,11 +99,31 @@ def test_client_certificate_required_under_tls13(tls_servers: Any, pki: Any) -> 
 
 
 def test_plain_http_to_the_https_port_is_kept_not_dead_lettered(tls_servers: Any) -> None:
+    # influxd answers 400 "Client sent an HTTP request to an HTTPS server" and
+    # closes; when its close overtakes the request body the client sees a reset
+    # instead (status 0). Either way: the same line, and kept for a retry.
     url = tls_servers.influx.url.replace("https://", "http://")
     result = write(url)
+    assert (result.outcome, result.message) == (
+        Outcome.TRANSIENT, f"the server at {url} speaks HTTPS on this port: use https:// in url")
+    assert result.status in (400, 0)
+
+
+def test_plain_http_to_a_tls_port_that_resets_is_named(tls_servers: Any) -> None:
+    # Python's TLS server (the v2 stub) resets a plain request every time: the
+    # transport's TLS probe names the cause.
+    url = tls_servers.v2.url.replace("https://", "http://")
+    result = write(url, api="v2", setting_prefix="influx.")
     assert (result.status, result.outcome, result.message) == (
-        400, Outcome.TRANSIENT,
-        f"the server at {url} speaks HTTPS on this port: use https:// in url")
+        0, Outcome.TRANSIENT,
+        f"the server at {url} speaks HTTPS on this port: use https:// in influx.url")
+
+
+def test_a_plain_server_that_resets_is_not_called_https(fault_server: Any) -> None:
+    fault_server.script(Answer(reset=True))
+    result = write(fault_server.url, api="v2")
+    assert (result.status, result.outcome, result.message) == (
+        0, Outcome.TRANSIENT, f"connection to {fault_server.url} was reset before an answer arrived")
 
 
 @pytest.mark.parametrize("key", ["plain", "encrypted"])
