@@ -123,7 +123,8 @@ def test_a_plain_server_that_resets_is_not_called_https(fault_server: Any) -> No
     fault_server.script(Answer(reset=True))
     result = write(fault_server.url, api="v2")
     assert (result.status, result.outcome, result.message) == (
-        0, Outcome.TRANSIENT, f"connection to {fault_server.url} was reset before an answer arrived")
+        0, Outcome.TRANSIENT,
+        f"connection to {fault_server.url} was reset before an answer arrived")
 
 
 @pytest.mark.parametrize("key", ["plain", "encrypted"])
