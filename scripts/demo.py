@@ -32,7 +32,7 @@ from tests.harness.servers import InfluxServer  # noqa: E402  (the tests' own in
 DB = "edge_demo"
 CHART_SERIES = ("bme280", "temperature")  # (measurement, field) drawn at the end
 COUNTER_NAMES = ("written", "rejected", "evicted", "dropped_invalid", "dropped_disk_full",
-                 "lost_corrupt")
+                 "lost_corrupt", "lost_unsaved", "lost_in_flight")
 
 
 def read_status(state: Path) -> Optional[Dict[str, Any]]:
@@ -171,7 +171,8 @@ def run(seconds: float, outage: float, folder: Path) -> Dict[str, Any]:
 
 def report(s: Dict[str, Any]) -> bool:
     stored = sum(s["stored"].values())
-    dropped = s["dropped_invalid"] + s["dropped_disk_full"] + s["lost_corrupt"]
+    dropped = (s["dropped_invalid"] + s["dropped_disk_full"] + s["lost_corrupt"]
+               + s["lost_unsaved"] + s["lost_in_flight"])
     lost = s["accepted"] - s["written"] - s["rejected"] - s["evicted"] - dropped - s["buffered"]
     print("\npoints read per source: " + ", ".join(f"{k} {v}" for k, v in s["read"].items()))
     print("stored in InfluxDB (queried back): " + ", ".join(

@@ -9,13 +9,10 @@ the status file that ``edge-agent status`` reads.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import os
 import signal
-import stat
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional
@@ -29,6 +26,7 @@ from ..errors import EdgeAgentError
 from ..lineproto.encoder import DROPS, LineEncoder
 from ..options import WriteOptions
 from ..redact import register_secret
+from .runtime import STATUS_FILE, status_path
 from .sdnotify import Notifier
 from .status_view import DrainMeter
 from .store import open_buffer, open_dead_letters
@@ -37,7 +35,6 @@ __all__ = ["Agent", "build_sources", "STATUS_FILE"]
 
 log = logging.getLogger("edge_agent.agent")
 
-STATUS_FILE = "status.json"
 SHUTDOWN_FLUSH_TIMEOUT = 10.0
 EVICTION_CHECK = 60.0  # seconds between max_age checks
 # Seconds a polled reading InfluxDB has not taken yet may stay in memory (the
@@ -45,41 +42,6 @@ EVICTION_CHECK = 60.0  # seconds between max_age checks
 # enough for one commit to cost about what the readings weigh on an SD card
 # (README "SD cards"); short with sync: full, which asks for durability first.
 HOLD = {"normal": 60.0, "full": 5.0}
-
-
-def status_path(state_dir: str) -> str:
-    """Where the status file is written: RAM-backed storage when there is some.
-
-    It is rewritten every 2 s, which alone would write about 2 KB/s to an SD
-    card (4x the line protocol of 10 sensors at 1 s). ``state_dir/status.json``
-    becomes a symlink to a private directory in ``$RUNTIME_DIRECTORY`` (systemd)
-    or /dev/shm, so readers find it where they always did. Without such a
-    directory (or if it is not ours alone) the file stays in state_dir.
-    """
-    link = os.path.join(state_dir, STATUS_FILE)
-    runtime = (os.environ.get("RUNTIME_DIRECTORY") or "/dev/shm").split(":")[0]
-    if not os.path.isdir(runtime):
-        return link
-    digest = hashlib.sha256(os.path.abspath(state_dir).encode()).hexdigest()[:16]
-    private = os.path.join(runtime, f"edge-agent-{digest}")
-    target = os.path.join(private, STATUS_FILE)
-    try:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(private, 0o700)
-        info = os.lstat(private)
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() \
-                or info.st_mode & 0o077:
-            return link
-        if os.path.islink(link) and os.readlink(link) == target:
-            return target
-        tmp = link + ".link"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink(target, tmp)
-        os.replace(tmp, link)
-    except OSError:
-        return link
-    return target
 
 
 def register_secrets(config: Config) -> None:

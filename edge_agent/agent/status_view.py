@@ -94,8 +94,9 @@ def _delivery_lines(data: Dict[str, Any], now: float) -> Iterable[str]:
         yield f"  last error: {counters['last_error']}"
     names = ("accepted", "written", "rejected", "evicted", "dropped_invalid")
     yield "counters: " + "  ".join(f"{n.split('_')[0]} {counters.get(n, 0):,}" for n in names)
-    extra = {n: counters.get(n, 0) for n in ("dropped_disk_full", "lost_corrupt", "write_errors",
-                                               "retries") if counters.get(n)}
+    extra = {n: counters.get(n, 0) for n in ("dropped_disk_full", "lost_corrupt", "lost_unsaved",
+                                               "lost_in_flight", "write_errors", "retries")
+             if counters.get(n)}
     if extra:
         yield "  " + "  ".join(f"{n} {v:,}" for n, v in extra.items())
 

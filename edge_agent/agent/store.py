@@ -2,8 +2,9 @@
 
 One place for the paths and settings, shared by the agent, ``--once`` and ``status``.
 Whoever opens the buffer for writing holds the state directory's lock
-(:mod:`edge_agent.buffer.lock`) until the buffer is closed; ``status`` reads
-without it (``read_buffer_state``).
+(:mod:`edge_agent.buffer.lock`) until the buffer is closed, and notes its
+counters in the journal in RAM (:mod:`edge_agent.buffer.tally`, found by
+:mod:`.runtime`); ``status`` reads without either (``read_buffer_state``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..buffer.deadletter import DeadLetters
 from ..buffer.disklog import DiskBuffer
 from ..buffer.lock import StateLock
 from ..config import Config
+from .runtime import open_tally
 
 __all__ = ["buffer_dir", "open_buffer", "open_dead_letters", "read_buffer_state"]
 
@@ -32,11 +34,16 @@ def open_buffer(config: Config) -> DiskBuffer:
     os.makedirs(config.agent.state_dir, exist_ok=True)
     lock = StateLock.acquire(config.agent.state_dir)
     try:
-        return DiskBuffer(buffer_dir(config), max_size=config.buffer.max_size,
-                          max_age=config.buffer.max_age, sync=config.buffer.sync, lock=lock)
+        buffer = DiskBuffer(buffer_dir(config), max_size=config.buffer.max_size,
+                            max_age=config.buffer.max_age, sync=config.buffer.sync, lock=lock)
     except BaseException:
         lock.release()
         raise
+    tally = open_tally(config.agent.state_dir)
+    if tally is not None:
+        buffer.attach_tally(tally)
+        buffer.persist_counters(0.0)  # what the journal recovered, on disk too
+    return buffer
 
 
 def read_buffer_state(config: Config) -> Optional[Dict[str, Any]]:

@@ -1,17 +1,22 @@
 """The agent's own bookkeeping: how many points went where, kept on disk.
 
-``Counters`` is an in-memory table of numbers and two text/time values. It
-does no I/O itself: the disk buffer writes a snapshot into the same SQLite
-transaction as each segment it appends or removes (so "written" and the
-removal of the written segments commit together), and at most about once a
-second otherwise (``DiskBuffer.persist_counters``). Names follow Telegraf's
-internal metrics.
+``Counters`` is an in-memory table of numbers and two text/time values. The
+disk buffer writes a snapshot into the same SQLite transaction as each
+segment it appends or removes (so "written" and the removal of the written
+segments commit together), and now and then otherwise
+(``DiskBuffer.persist_counters``). With a journal attached (:mod:`.tally`,
+in RAM) every change is also noted there as it happens, with ``held``: the
+points the durable writer holds in memory, neither committed nor delivered.
+Names follow Telegraf's internal metrics.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Dict, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Dict, Mapping, Optional, Union
+
+if TYPE_CHECKING:
+    from .tally import Tally
 
 __all__ = ["COUNTS", "VALUES", "Counters", "merge", "removal_counts"]
 
@@ -27,6 +32,8 @@ COUNTS = (
     "buffer_errors",  # failed appends to the disk buffer (disk full, I/O errors)
     "dropped_disk_full",  # points the disk refused and that could not wait in memory
     "lost_corrupt",  # points in a damaged buffer file that could not be read back
+    "lost_unsaved",  # points held in memory when the process died before storing them
+    "lost_in_flight",  # of those, the ones in a request to InfluxDB then (maybe written)
 )
 # Last-value entries, None until first set.
 VALUES = (
@@ -72,6 +79,11 @@ class Counters:
         self._values: Dict[str, Value] = {name: 0 for name in COUNTS}
         self._values.update({name: None for name in VALUES})
         self._dirty = False
+        self._held = 0
+        self._flight = 0
+        self._journal: Optional[Tally] = None
+        self._epoch = 0
+        self._gen = 0
         if initial:
             # Unknown names from a newer version are kept, not dropped.
             self._values.update(initial)
@@ -82,26 +94,81 @@ class Counters:
             return
         with self._lock:
             old = self._values.get(name) or 0
-            self._values[name] = int(old) + n
+            self._values[name] = value = int(old) + n
             self._dirty = True
+            if self._journal is not None:
+                self._journal.put(name, value)
+
+    def add_held(self, n: int) -> None:
+        """``n`` more (or fewer) points held in memory by the durable writer."""
+        with self._lock:
+            self._held += n
+            if self._journal is not None:
+                self._journal.put_held(self._held)
+
+    def set_flight(self, points: int) -> None:
+        """Points of the held ones in the request to InfluxDB now (0: none)."""
+        with self._lock:
+            self._flight = points
+            if self._journal is not None:
+                self._journal.put_flight(points)
 
     def set(self, name: str, value: Value) -> None:
         """Set a last-value entry such as ``last_error`` or ``last_success``."""
         with self._lock:
             self._values[name] = value
             self._dirty = True
+            if self._journal is not None:
+                self._journal.put_last(name, value)
 
     def update(self, values: Mapping[str, Value]) -> None:
         """Take stored values (on open) without changing the object callers hold."""
         with self._lock:
             self._values.update(values)
             self._dirty = True
+            self._note()
 
-    def apply(self, values: Mapping[str, Value]) -> None:
-        """Add counts and set last-values (``last_*``) from one mapping."""
+    def apply(self, values: Mapping[str, Value], held: int = 0,
+              flight: Optional[int] = None) -> None:
+        """Add counts and set last-values (``last_*``) from one mapping, as one change."""
         with self._lock:
             merge(self._values, values)
+            self._held += held
+            if flight is not None:
+                self._flight = flight
             self._dirty = self._dirty or bool(values)
+            self._note()
+
+    def committed(self, gen: int, values: Mapping[str, Value], held: int = 0) -> None:
+        """Buffer commit ``gen`` (which stored ``values`` with the counters) has landed."""
+        with self._lock:
+            merge(self._values, values)
+            self._held += held
+            self._gen = gen
+            self._note()
+
+    # -- the journal ---------------------------------------------------------------
+
+    def attach(self, journal: Tally, epoch: int, gen: int) -> None:
+        """Note every change in ``journal`` from now on (it is rewritten whole first)."""
+        with self._lock:
+            self._journal, self._epoch, self._gen = journal, epoch, gen
+            self._note()
+
+    def detach(self) -> Optional[Tally]:
+        with self._lock:
+            journal, self._journal = self._journal, None
+            return journal
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    def _note(self) -> None:
+        """Under the lock: every number into the journal, as one change."""
+        if self._journal is not None:
+            self._journal.rewrite(self._epoch, self._gen, self._held, self._flight,
+                                  self._values)
 
     def get(self, name: str) -> Value:
         with self._lock:

@@ -151,6 +151,7 @@ class DiskBuffer(SegmentLog):
         self._head_known = False
         self._head_time_now()  # reads the head segment: fails early on damage
         self._write_meta(clean=False)
+        self._landed()
         self._loaded = True
         self.save_ledger()
 
@@ -396,6 +397,7 @@ class DiskBuffer(SegmentLog):
             except Exception:
                 self.counters.mark_dirty()
                 raise
+            self._landed()
             self._last_persist = self._clock()
             self.save_ledger()
 
@@ -404,8 +406,10 @@ class DiskBuffer(SegmentLog):
         with self._lock:
             try:
                 self._with_room(lambda: self._write_meta(clean=True))
+                self._landed()
                 self.save_ledger(force=True)
             finally:
+                self.detach_tally()
                 self._cache.close()
                 if self._state_lock is not None:
                     self._state_lock.release()

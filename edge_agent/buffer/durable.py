@@ -155,6 +155,7 @@ class DurableWriter(Lender):
             p.lines.extend(lines)
             p.chars += chars
             self._waiting += n
+            self.buffer.counters.add_held(n)
             if not self._seal_soon and (
                 self._waiting >= self.batch_size if self.hold is not None
                 else len(p.lines) >= self.batch_size or p.chars >= SEGMENT_BYTES
@@ -258,7 +259,7 @@ class DurableWriter(Lender):
             lost = self._waiting
         if lost:
             # Handed to us, never stored: accepted and dropped for a named reason.
-            self.count_refused(lost)
+            self.buffer.counters.apply({"accepted": lost, "dropped_disk_full": lost}, -lost)
             self._unsealed_accepted = 0
             logger.error(
                 "closing with %d points that the disk buffer refused (disk full?); they are "
@@ -269,8 +270,7 @@ class DurableWriter(Lender):
 
     def count_refused(self, points: int) -> None:
         """Count points the disk refused that nobody will offer again (a polled reading)."""
-        self.buffer.counters.add("accepted", points)
-        self.buffer.counters.add("dropped_disk_full", points)
+        self.buffer.counters.apply({"accepted": points, "dropped_disk_full": points})
 
     def __enter__(self) -> DurableWriter:
         return self
@@ -371,7 +371,7 @@ class DurableWriter(Lender):
             points = sum(s.count for s in segments)
             try:
                 # "accepted" is committed with the segments it counts, never ahead of them.
-                ids = self.buffer.append_many(segments, {"accepted": points})
+                ids = self.buffer.append_many(segments, {"accepted": points, "held": -points})
                 if fsync and self.buffer.sync != "full":
                     fsync_wal(self.buffer)
             except (BufferError_, OSError) as exc:

@@ -107,6 +107,7 @@ class Lender:
                 out.append((hot.id, seg))
                 points += seg.count
                 size += len(seg.data)
+            self.buffer.counters.set_flight(points)
             return out
 
     def remove(self, ids: Sequence[int], count_as: Optional[str] = None,
@@ -135,11 +136,11 @@ class Lender:
                         self._early.append(i)
                     elif i in self._moved:
                         disk.append(self._moved.pop(i))
-                # Final: "accepted" with "written", never apart on disk.
-                self.buffer.counters.add("accepted", delivered)
+                # Final: "accepted" with "written", one change (never apart on disk).
                 mem_rejected = min(max(rejected, 0), delivered + early)
-                self.buffer.counters.apply(removal_counts(
-                    count_as, delivered + early, mem_rejected, time.time()))
+                counts = removal_counts(count_as, delivered + early, mem_rejected, time.time())
+                counts["accepted"] = delivered
+                self.buffer.counters.apply(counts, -delivered, flight=0)
                 self._mark_durable(delivered)
         removed = delivered + early
         if disk:
@@ -165,7 +166,7 @@ class Lender:
         delivered = sum(self._committing[i].seg.count for i in early)
         self._committing = {}
         self._early = []
-        self.buffer.counters.add("accepted", delivered)
+        self.buffer.counters.apply({"accepted": delivered}, -delivered)
         self._hot = back + self._hot
         self._mark_durable(delivered)
         return back

@@ -86,12 +86,16 @@ def read_meta(cache: diskcache.Cache) -> Optional[Dict[str, Any]]:
     return meta
 
 
-def meta_record(meta: Mapping[str, int], clean: bool, counters: Mapping[str, Any]) -> str:
-    """The stored form of the bookkeeping: segment ids, totals, counters, clean shutdown."""
+def meta_record(meta: Mapping[str, int], clean: bool, counters: Mapping[str, Any],
+                tally: Optional[Mapping[str, Any]] = None) -> str:
+    """The stored form of the bookkeeping: segment ids, totals, counters, clean shutdown,
+    and the commit's number for the counters' journal (:mod:`.tally`)."""
     record: Dict[str, object] = dict(meta)
     record["version"] = META_VERSION
     record["clean"] = clean
     record["counters"] = dict(counters)
+    if tally is not None:
+        record["tally"] = dict(tally)
     return json.dumps(record)
 
 

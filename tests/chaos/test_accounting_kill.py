@@ -87,6 +87,6 @@ def test_kill_9_rounds_keep_the_accounting_identity_exact(
     got = identity(counters, status_points)
     assert got["accepted"] > 0 and got["written"] > 0
     assert got["accepted"] == (got["written"] + got["rejected"] + got["evicted"]
-                               + got["dropped"] + got["lost_corrupt"] + got["buffered"]), got
+                               + got["dropped"] + got["lost"] + got["buffered"]), got
     assert total_points(influx, "acct", I2C) == got["written"], got
     assert "Traceback" not in agent.log()

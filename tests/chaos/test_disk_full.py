@@ -129,7 +129,7 @@ def test_full_disk_never_stops_delivery_and_every_point_is_counted(
     data = json.loads(run("status", "--json", "-c", str(config)).stdout)
     got = identity(data["counters"], data["buffer"]["points"])
     assert got["accepted"] == (got["written"] + got["rejected"] + got["evicted"]
-                               + got["dropped"] + got["lost_corrupt"] + got["buffered"]), got
+                               + got["dropped"] + got["lost"] + got["buffered"]), got
     assert total_points(influx, "full", I2C) == got["written"], got
     assert got["evicted"] > 0 and got["written"] > 0
     assert "remove failed" not in agent.log(), agent.log()

@@ -228,10 +228,13 @@ def run(*args: str, cwd: Optional[Path] = None, env: Optional[Dict[str, str]] = 
 
 
 def identity(counters: Dict[str, Any], buffer_points: int) -> Dict[str, int]:
-    """The accounting identity's terms: accepted = written + rejected + evicted + lost_corrupt
-    + dropped + buffered."""
+    """The accounting identity's terms: accepted = written + rejected + evicted + dropped
+    + lost + buffered, where lost = lost_corrupt + lost_unsaved + lost_in_flight (each
+    also given alone)."""
     out = {name: int(counters.get(name) or 0) for name in (
-        "accepted", "written", "rejected", "evicted", "lost_corrupt")}
+        "accepted", "written", "rejected", "evicted", "lost_corrupt", "lost_unsaved",
+        "lost_in_flight")}
+    out["lost"] = out["lost_corrupt"] + out["lost_unsaved"] + out["lost_in_flight"]
     out["dropped"] = sum(int(v or 0) for k, v in counters.items()
                          if k.startswith("dropped_") and k != "dropped_invalid")
     out["buffered"] = buffer_points

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Tuple
 
-from edge_agent.agent.service import STATUS_FILE, status_path
+from edge_agent.agent.runtime import STATUS_FILE, status_path
 
 
 def dirs(tmp_path: Path, monkeypatch) -> Tuple[Path, Path]:
