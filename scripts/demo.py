@@ -2,8 +2,9 @@
 
 Starts a throwaway influxd on a free 127.0.0.1 port (its data under the demo
 folder), runs the real long-running agent with ``config/demo.yaml``, shows a
-live progress line, stops influxd midway for a while (the backlog grows on
-disk), starts it again (the backlog drains), then stops everything it started
+live progress line, stops influxd midway for a while (the backlog grows: in
+memory first, committed to disk after the SD-card mode's hold), starts it again
+(the backlog drains), then stops everything it started
 and prints what was read, what InfluxDB holds (queried back), the accounting,
 and a chart of one series read back from InfluxDB.
 
@@ -47,10 +48,16 @@ def progress_line(elapsed: float, status: Optional[Dict[str, Any]], influx_up: b
     if status is None:
         return f"{elapsed:5.1f}s  starting the agent..."
     reads = " ".join(f"{s['name']} {s.get('points', 0)}" for s in status.get("sources", []))
-    buf = status["buffer"]["points"]
+    buf, held = status["buffer"]["points"], status.get("pending", 0)
     written = status["counters"].get("written", 0)
-    server = "influxd up" if influx_up else "influxd STOPPED, backlog on disk"
-    return f"{elapsed:5.1f}s  read: {reads} | on disk {buf} | written {written} | {server}"
+    server = "influxd up" if influx_up else "influxd STOPPED, backlog waiting"
+    return (f"{elapsed:5.1f}s  read: {reads} | waiting {held} in memory, {buf} on disk | "
+            f"written {written} | {server}")
+
+
+def waiting(status: Dict[str, Any]) -> int:
+    """Points accepted and not delivered yet: on disk, and held in memory."""
+    return int(status["buffer"]["points"]) + int(status.get("pending", 0))
 
 
 def stored_points(influx: InfluxServer) -> Dict[str, int]:
@@ -128,10 +135,11 @@ def run(seconds: float, outage: float, folder: Path) -> Dict[str, Any]:
             elif not influx.running and elapsed >= restart_at:
                 summary["outage_seconds"] = round(time.monotonic() - down_since, 1)
                 influx.start()
-                backlog_until = status["counters"].get("accepted", 0) if status else 0
+                backlog_until = (status["counters"].get("accepted", 0)
+                                 + status.get("pending", 0)) if status else 0
             if not influx.running and status:
                 summary["outage_backlog_max"] = max(summary["outage_backlog_max"],
-                                                    status["buffer"]["points"])
+                                                    waiting(status))
             line = progress_line(elapsed, status, influx.running)
             if tty:
                 print("\r" + line[:150].ljust(150), end="", flush=True)
@@ -178,7 +186,7 @@ def report(s: Dict[str, Any]) -> bool:
     print("stored in InfluxDB (queried back): " + ", ".join(
         f"{k} {v}" for k, v in sorted(s["stored"].items())) + f"; total {stored}")
     print(f"outage: influxd stopped for {s['outage_seconds']} s; up to "
-          f"{s['outage_backlog_max']} points waited on disk")
+          f"{s['outage_backlog_max']} points waited (in memory and on disk)")
     print(f"accounting: accepted {s['accepted']} = written {s['written']} + rejected "
           f"{s['rejected']} + evicted {s['evicted']} + dropped {dropped} + "
           f"buffered {s['buffered']}" + ("" if lost == 0 else f"  (MISSING {lost})"))

@@ -254,5 +254,5 @@ def _buffer(section: Section) -> BufferConfig:
         max_age=section.duration("max_age", 7 * 86400.0, positive=True),
         sync=section.choice("sync", ("normal", "full"), "normal", what="sync mode"),
         dead_letter_max=section.size("dead_letter_max", 10 * 1024 * 1024),
-        hold=section.boolean("hold", False),
+        hold=section.boolean("hold", True),
     )

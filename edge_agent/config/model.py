@@ -104,8 +104,9 @@ class BufferConfig:
     max_age: float = 7 * 86400.0
     sync: str = "normal"
     dead_letter_max: int = 10 * 1024 * 1024
-    # SD-card mode: deliver from memory, commit what is undelivered after HOLD (README).
-    hold: bool = False
+    # SD-card mode (the default): deliver from memory, commit what is undelivered
+    # after HOLD (README "SD cards"); false commits every reading within commit_interval.
+    hold: bool = True
 
 
 @dataclass(frozen=True)
