@@ -62,6 +62,7 @@ def _offline_status(config: Config) -> Dict[str, Any]:
               "bytes": int(meta.get("bytes") or 0), "oldest": meta.get("oldest")}
     return {"buffer": buffer, "counters": dict(meta.get("counters") or {}),
             "sources": offline_sources(config.agent.state_dir),
+            "unsaved": int(meta.get("unsaved") or 0),
             "dead_letters": [], "stale": bool(meta.get("stale")),
             "delivery": {"url": strip_userinfo(config.influx.url), "rate": None}}
 

@@ -15,16 +15,16 @@ import os
 import stat
 from typing import Optional
 
-from ..buffer.tally import Tally
+from ..buffer.tally import FILE_NAME, Tally
 
-__all__ = ["STATUS_FILE", "open_tally", "private_runtime_dir", "status_path"]
+__all__ = ["STATUS_FILE", "open_tally", "private_runtime_dir", "status_path", "tally_path"]
 
 log = logging.getLogger("edge_agent.agent")
 
 STATUS_FILE = "status.json"
 
 
-def private_runtime_dir(state_dir: str) -> Optional[str]:
+def private_runtime_dir(state_dir: str, create: bool = True) -> Optional[str]:
     """This state directory's private directory in RAM, made if need be; None without one
     (no such storage, or the directory there is not ours alone)."""
     runtime = (os.environ.get("RUNTIME_DIRECTORY") or "/dev/shm").split(":")[0]
@@ -33,8 +33,9 @@ def private_runtime_dir(state_dir: str) -> Optional[str]:
     digest = hashlib.sha256(os.path.abspath(state_dir).encode()).hexdigest()[:16]
     private = os.path.join(runtime, f"edge-agent-{digest}")
     try:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(private, 0o700)
+        if create:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(private, 0o700)
         info = os.lstat(private)
     except OSError:
         return None
@@ -67,6 +68,12 @@ def status_path(state_dir: str) -> str:
     except OSError:
         return link
     return target
+
+
+def tally_path(state_dir: str) -> Optional[str]:
+    """Where the journal of ``state_dir`` is, if its directory exists (nothing is made)."""
+    private = private_runtime_dir(state_dir, create=False)
+    return None if private is None else os.path.join(private, FILE_NAME)
 
 
 def open_tally(state_dir: str) -> Optional[Tally]:

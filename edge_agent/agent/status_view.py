@@ -68,10 +68,17 @@ def _wrap(line: str) -> List[str]:
 def _buffer_lines(data: Dict[str, Any], now: float) -> Iterable[str]:
     buf = data["buffer"]
     oldest = buf.get("oldest")
+    held = int(data.get("pending") or 0)  # the running agent's points in memory
+    if data.get("unsaved"):
+        yield f"the last run was killed holding {data['unsaved']:,} points in memory: " \
+              "counted in lost_unsaved and lost_in_flight"
     if not buf["points"]:
-        yield "buffer: empty (everything accepted has been delivered)"
+        yield f"buffer: {held:,} points in memory, none on disk" if held else \
+            "buffer: empty (everything accepted has been delivered)"
         return
     line = f"buffer: {buf['points']:,} points ({size(buf['bytes'])}) on disk"
+    if held:
+        line += f", {held:,} in memory"
     if oldest:
         line += f", oldest {ago(now - float(oldest))} old"
     yield line

@@ -47,10 +47,23 @@ def open_buffer(config: Config) -> DiskBuffer:
 
 
 def read_buffer_state(config: Config) -> Optional[Dict[str, Any]]:
-    """The stopped buffer's totals and counters, read without writing anything."""
-    from ..buffer.recovery import peek_meta
+    """The stopped buffer's totals and counters, read without writing anything.
 
-    return peek_meta(buffer_dir(config))
+    After a kill the counters are those the journal in RAM adds to the last
+    commit (what the next start will count), ``"unsaved"`` the points the dead
+    run held in memory.
+    """
+    from ..buffer.recovery import peek_meta
+    from ..buffer.tally import Tally, join_record
+    from .runtime import tally_path
+
+    meta = peek_meta(buffer_dir(config))
+    path = tally_path(config.agent.state_dir)
+    if meta is not None and path is not None:
+        found = join_record(meta, Tally.peek(path))
+        if found is not None:
+            meta["counters"], meta["unsaved"], _ = found
+    return meta
 
 
 def open_dead_letters(config: Config) -> DeadLetters:

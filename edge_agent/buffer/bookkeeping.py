@@ -25,7 +25,7 @@ import diskcache
 from .counters import Counters, Value, merge
 from .ledger import LEDGER_INTERVAL, read_ledger, write_ledger
 from .recovery import META_KEY, meta_record, read_meta
-from .tally import Tally, reconcile
+from .tally import Tally, join_record
 
 __all__ = ["Bookkeeping", "EVICTION_BURST_GAP"]
 
@@ -129,16 +129,11 @@ class Bookkeeping:
         line), and the joined counters are committed.
         """
         record = self._opened_with or {}
-        info = record.get("tally") or {}
-        found = reconcile(record.get("counters") or {}, int(info.get("gen") or 0),
-                          info.get("delta") or {}, tally.read(), int(self._epoch or 0))
+        found = join_record(record, tally.read())
         lost = 0
         if found is not None:
             joined, lost, flight = found
             if lost:
-                joined["accepted"] = int(joined.get("accepted") or 0) + lost
-                joined["lost_unsaved"] = int(joined.get("lost_unsaved") or 0) + lost - flight
-                joined["lost_in_flight"] = int(joined.get("lost_in_flight") or 0) + flight
                 logger.error(
                     "disk buffer %s: the last run ended without a clean stop and held %d "
                     "points in memory, neither stored nor delivered: counted in lost_unsaved "

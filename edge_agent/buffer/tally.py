@@ -29,11 +29,11 @@ import mmap
 import os
 import struct
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from .counters import COUNTS, Value
 
-__all__ = ["NAMES", "Tally", "TallyState", "reconcile"]
+__all__ = ["NAMES", "Tally", "TallyState", "join_record", "parse", "reconcile"]
 
 logger = logging.getLogger("edge_agent.buffer")
 
@@ -72,6 +72,23 @@ class TallyState:
         return out
 
 
+def parse(data: Union[bytes, mmap.mmap]) -> Optional[TallyState]:
+    """The current slot of a journal's page, None when it holds no journal."""
+    magic, epoch, slot = _HEADER.unpack_from(data, 0)
+    if magic != MAGIC or slot not in (0, 1):
+        return None
+    at = _SLOTS_AT + slot * _SLOT_SIZE
+    gen, held, flight = _SLOT_HEAD.unpack_from(data, at)
+    at += _SLOT_HEAD.size
+    counts = dict(zip(NAMES, struct.unpack_from(f"<{len(NAMES)}q", data, at)))
+    at += 8 * len(NAMES)
+    (success,) = _D.unpack_from(data, at)
+    (length,) = _I.unpack_from(data, at + 8)
+    raw = bytes(data[at + 12 : at + 12 + min(length, _ERROR_BYTES)])
+    return TallyState(epoch, gen, held, flight, counts, None if success < 0 else success,
+                      raw.decode("utf-8", "replace") if length else None)
+
+
 class Tally:
     """The journal file, mapped. Callers serialise their writes (Counters' lock)."""
 
@@ -94,19 +111,17 @@ class Tally:
 
     def read(self) -> Optional[TallyState]:
         """The current slot, or None when the file holds no journal."""
-        magic, epoch, slot = _HEADER.unpack_from(self._map, 0)
-        if magic != MAGIC or slot not in (0, 1):
+        return parse(self._map)
+
+    @staticmethod
+    def peek(path: str) -> Optional[TallyState]:
+        """The journal at ``path`` read without writing (``status``); None if there is none."""
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(_SIZE)
+        except OSError:
             return None
-        at = _SLOTS_AT + slot * _SLOT_SIZE
-        gen, held, flight = _SLOT_HEAD.unpack_from(self._map, at)
-        at += _SLOT_HEAD.size
-        counts = dict(zip(NAMES, struct.unpack_from(f"<{len(NAMES)}q", self._map, at)))
-        at += 8 * len(NAMES)
-        (success,) = _D.unpack_from(self._map, at)
-        (length,) = _I.unpack_from(self._map, at + 8)
-        raw = bytes(self._map[at + 12 : at + 12 + min(length, _ERROR_BYTES)])
-        return TallyState(epoch, gen, held, flight, counts, None if success < 0 else success,
-                          raw.decode("utf-8", "replace") if length else None)
+        return parse(data) if len(data) == _SIZE else None
 
     # -- writing -------------------------------------------------------------
 
@@ -186,3 +201,21 @@ def reconcile(stored: Mapping[str, Value], gen: int, delta: Mapping[str, Value],
                 values[name] = int(values.get(name) or 0) + int(n or 0)
     held = max(held, 0)
     return values, held, min(max(journal.flight, 0), held)
+
+
+def join_record(record: Mapping[str, Any], journal: Optional[TallyState]
+                ) -> Optional[Tuple[Dict[str, Value], int, int]]:
+    """:func:`reconcile` for a stored buffer record, with what the dead run held in
+    memory already counted (accepted, lost_unsaved, lost_in_flight): the counters,
+    the points lost, and of those the ones in flight. None as for ``reconcile``."""
+    info = record.get("tally") or {}
+    found = reconcile(record.get("counters") or {}, int(info.get("gen") or 0),
+                      info.get("delta") or {}, journal, int(info.get("epoch") or 0))
+    if found is None:
+        return None
+    values, lost, flight = found
+    if lost:
+        values["accepted"] = int(values.get("accepted") or 0) + lost
+        values["lost_unsaved"] = int(values.get("lost_unsaved") or 0) + lost - flight
+        values["lost_in_flight"] = int(values.get("lost_in_flight") or 0) + flight
+    return values, lost, flight

@@ -11,16 +11,26 @@ alone knows only what it committed.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any, Callable
 
 from edge_agent.buffer.disklog import DiskBuffer
 from edge_agent.buffer.tally import Tally
-from tests.harness.agent import identity
+from tests.harness.agent import (
+    AgentProcess,
+    buffered_points,
+    final_counters,
+    identity,
+    run,
+    write_config,
+)
+from tests.harness.waits import wait_for
 
 CHILD = textwrap.dedent("""
     import sys, time
@@ -102,3 +112,35 @@ def test_without_the_journal_only_the_last_commit_is_known(tmp_path: Path, caplo
         buf.close()
     assert (counters["accepted"], counters["written"], counters["write_errors"]) == (100, 100, 0)
     assert "counters since its last commit are gone" in caplog.text
+
+
+def test_status_after_a_kill_shows_what_the_next_start_counts(
+        fault_server: Any, agents: Callable[..., AgentProcess], tmp_path: Path) -> None:
+    # The real agent in its default SD-card mode, InfluxDB up (the stand-in):
+    # points go from memory to the server, then a kill -9 mid-stream.
+    state = tmp_path / "state"
+    config = write_config(tmp_path / "agent.yaml", state_dir=state, influx_url=fault_server.url,
+                          db="tally", i2c=("climate", "humidity", "soil"), interval="100ms")
+    agent = agents(config)
+    agent.start()
+    wait_for(lambda: int(((agent.status(state) or {}).get("counters") or {}).get("written")
+                         or 0) > 30, 60, "deliveries from memory")
+    agent.kill()
+    shown = json.loads(run("status", "--json", "-c", str(config)).stdout)
+    assert shown["live"] is False
+    got = identity(shown["counters"], shown["buffer"]["points"])
+    assert got["accepted"] == (got["written"] + got["rejected"] + got["evicted"]
+                               + got["dropped"] + got["lost"] + got["buffered"]), got
+    assert got["written"] > 30 and shown["unsaved"] == got["lost_unsaved"] + got["lost_in_flight"]
+    received = len(set(fault_server.points))
+    assert got["written"] <= received <= got["written"] + got["lost_in_flight"], (received, got)
+    # The next run counts exactly that, and carries it on.
+    agent.start()
+    wait_for(lambda: agent.status(state), 60, "the agent to start again")
+    assert agent.stop() == 0, agent.log()
+    final = identity(final_counters(state), buffered_points(state))
+    assert (final["lost_unsaved"], final["lost_in_flight"]) == (
+        got["lost_unsaved"], got["lost_in_flight"])
+    assert final["accepted"] == (final["written"] + final["rejected"] + final["evicted"]
+                                 + final["dropped"] + final["lost"] + final["buffered"]), final
+    assert "Traceback" not in agent.log()
