@@ -48,8 +48,9 @@ class StateLock:
         self._fd: Optional[int] = fd
 
     @classmethod
-    def acquire(cls, state_dir: str) -> StateLock:
-        """Take the lock or raise ``BufferError_`` naming the pid that holds it."""
+    def acquire(cls, state_dir: str, setting: str = "agent.state_dir") -> StateLock:
+        """Take the lock or raise ``BufferError_`` naming the pid that holds it
+        (and ``setting``, the option that named the directory)."""
         path = os.path.join(state_dir, LOCK_NAME)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -62,8 +63,9 @@ class StateLock:
             os.close(fd)
             who = f"pid {holder}" if holder else "another process"
             raise BufferError_(
-                f"agent.state_dir {state_dir} is in use by another edge-agent ({who} holds "
-                f"{path}); stop it first or give this one its own state_dir") from None
+                f"{setting} {state_dir} is in use by another edge-agent ({who} holds "
+                f"{path}); stop it first or give this one its own "
+                f"{setting.rpartition('.')[2]}") from None
         # The pid is for the message above; a full disk must not stop the agent.
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)

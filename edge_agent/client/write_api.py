@@ -134,11 +134,18 @@ class WriteApi:
             from ..buffer.deadletter import DeadLetters
             from ..buffer.disklog import DiskBuffer
             from ..buffer.durable import DurableWriter
+            from ..buffer.lock import StateLock
 
             os.makedirs(opts.buffer_dir, exist_ok=True)
-            self._queue = DiskBuffer(os.path.join(opts.buffer_dir, "buffer"),
-                                     max_size=opts.max_size, max_age=opts.max_age,
-                                     sync=opts.sync)
+            # One writer per buffer: another process (or write_api) on it is refused.
+            lock = StateLock.acquire(opts.buffer_dir, "buffer_dir")
+            try:
+                self._queue = DiskBuffer(os.path.join(opts.buffer_dir, "buffer"),
+                                         max_size=opts.max_size, max_age=opts.max_age,
+                                         sync=opts.sync, lock=lock)
+            except BaseException:
+                lock.release()
+                raise
             dead_letters = DeadLetters(os.path.join(opts.buffer_dir, "dead-letters.lp"))
             self._durable = DurableWriter(
                 self._queue, commit_interval=opts.commit_interval / 1000.0,

@@ -123,3 +123,51 @@ def test_status_of_a_stopped_agent_reads_without_writing(
     points = int(result.stdout.split("buffer: ", 1)[1].split(" ", 1)[0])
     assert points > 0
     assert snapshot(state) == before, "status wrote to the state directory"
+
+
+LIBRARY = textwrap.dedent("""
+    import sys, time
+    from edge_agent import InfluxDBClient, WriteOptions
+    from edge_agent.errors import EdgeAgentError
+    client = InfluxDBClient(url="http://127.0.0.1:9", token="t", org="o")
+    try:
+        api = client.write_api(write_options=WriteOptions(buffer_dir=sys.argv[1]))
+    except EdgeAgentError as exc:
+        print("refused:", exc, flush=True)
+        sys.exit(1)
+    api.write("b", record="m v=1i 1")
+    print("held", flush=True)
+    time.sleep(600)
+""")
+
+
+def test_the_library_on_a_state_dir_in_use_is_refused_and_holds_its_own(
+    tmp_path: Path, agents: Callable[..., AgentProcess],  # noqa: F811
+) -> None:
+    # influxdb-client code given the agent's state_dir as buffer_dir, or two
+    # scripts on one buffer_dir: one writer, the other told who holds it.
+    state = tmp_path / "state"
+    config = write_config(tmp_path / "agent.yaml", state_dir=state,
+                          influx_url="http://127.0.0.1:9", db="db", i2c=["climate"])
+    agent = agents(config).start()
+    wait_until(lambda: agent.status(state), 30, "the agent's status file")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    refused = subprocess.run([sys.executable, "-c", LIBRARY, str(state)], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stdout.startswith(f"refused: buffer_dir {state} is in use by another "
+                                     f"edge-agent (pid {agent.pid} holds "), refused.stdout
+    assert agent.stop() == 0, agent.log()
+
+    own = tmp_path / "lib"
+    first = subprocess.Popen([sys.executable, "-c", LIBRARY, str(own)], env=env,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout is not None and first.stdout.readline() == "held\n"
+        second = subprocess.run([sys.executable, "-c", LIBRARY, str(own)], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and f"(pid {first.pid} holds " in second.stdout, \
+            second.stdout + second.stderr
+    finally:
+        first.kill()
+        first.wait()
