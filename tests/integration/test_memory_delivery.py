@@ -86,3 +86,30 @@ def test_an_outage_commits_at_the_deadline_then_delivers_from_disk(tmp_path: Pat
         assert sorted(server.points) == sorted(LINE.format(base + i) for i in range(20))
         transport.close()
         buf.close()
+
+
+def test_a_refused_request_is_not_left_in_flight(tmp_path: Path):
+    # What a kill would count as "lost_in_flight" (InfluxDB may hold it) is only
+    # a request without an answer; one InfluxDB answered 503 is merely unsaved.
+    from edge_agent.buffer.tally import Tally
+
+    with FaultServer() as server:
+        server.script(Answer(status=503))
+        buf = DiskBuffer(tmp_path / "buf")
+        tally = Tally(str(tmp_path / "tally"))
+        buf.attach_tally(tally)
+        writer = DurableWriter(buf, commit_interval=0.05, batch_size=1000, hold=30.0)
+        options = WriteOptions(flush_interval=50, retry_interval=60_000,
+                               max_retry_delay=60_000)  # no retry during the test
+        transport = Transport(InfluxSettings(url=server.url, api="v2", token="t", org="o"))
+        flusher = Flusher(writer, transport, options, durable=True)
+        flusher.start()
+        writer.add([LINE.format(time.time_ns())], DEST)
+        wait_for(lambda: bool(buf.counters.get("write_errors")))
+        state = tally.read()
+        assert state is not None and (state.held, state.flight) == (1, 0)
+        assert len(server.requests) == 1
+        flusher.stop()
+        writer.close()
+        transport.close()
+        buf.close()
