@@ -269,7 +269,7 @@ class I2CSource(Source):
 
     def run(self) -> None:
         """Poll in this thread alone until stopped (``_wait`` returns True)."""
-        BusPoller(self.name, self.clock, self.monotonic).run_alone(self, self._wait)
+        BusPoller(self.name, self.clock, self.monotonic).run([self], self._wait)
 
     def start(self) -> None:
         """Poll under the shared poller of this source's bus."""

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Generator, List, Optional
+from typing import Any, Callable, Dict, Generator, List, Optional, Sequence
 
 from .schedule import MAX_JITTER_FRACTION, Grid
 
@@ -66,10 +66,10 @@ class _Slot:
 class BusPoller:
     """The schedule of the sources on one bus.
 
-    ``wait(seconds) -> stop?`` is how it sleeps; :meth:`run_alone` drives one
-    source with its own clock and wait (the unit tests' fake clock), and a
-    shared poller (:func:`join`) sleeps on its condition, woken when a source
-    joins or leaves.
+    :meth:`run` drives given sources in the calling thread with a given
+    ``wait(seconds) -> stop?`` (a fake clock's, in tests); a shared poller
+    (:func:`join`) runs in its own thread and sleeps on its condition, woken
+    when a source joins or leaves.
     """
 
     def __init__(self, name: str, clock: Callable[[], float] = time.time,
@@ -150,9 +150,9 @@ class BusPoller:
                     self._cond.wait(wake)
                 self._changed = False
 
-    def run_alone(self, source: Any, wait: Callable[[float], bool]) -> None:
-        """Poll one source in this thread until ``wait`` says stop."""
-        self._slots = [self._slot_for(source)]
+    def run(self, sources: Sequence[Any], wait: Callable[[float], bool]) -> None:
+        """Poll ``sources`` in this thread until ``wait(seconds)`` says stop."""
+        self._slots = [self._slot_for(source) for source in sources]
         while True:
             if wait(self._turn()):
                 return
@@ -177,7 +177,7 @@ class BusPoller:
         now = self.clock()
         for slot in sorted(self._slots, key=lambda s: s.target):
             if slot.read is None and slot.target <= now:
-                self._start(slot, now)
+                self._start(slot, self.clock())  # a read before this one may have held the bus
         now = self.clock()
         for slot in list(self._slots):
             if slot.read is not None and slot.resume <= now:
