@@ -20,6 +20,7 @@ itself is an overrun of that source, as before.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ class _Slot:
     deadline: float  # the grid time of the next (or current) read
     target: float  # when it is due: the deadline plus its jitter
     read: Optional[Read] = None  # the read under way, between its steps
-    resume: float = 0.0  # when the read under way goes on (its conversion is done)
+    resume: float = 0.0  # monotonic time the read under way goes on (conversion done)
     started: float = 0.0  # monotonic time the read under way started
     held: float = 0.0  # seconds other devices' steps held the bus while this one waited
     planned: float = 0.0  # clock time the next read was planned at (to notice a step back)
@@ -144,7 +145,13 @@ class BusPoller:
                             del _POLLERS[self.name]
                         return
                 continue
-            wake = self._turn()
+            try:
+                wake = self._turn()
+            except Exception as exc:  # a bug here must not stop every source on the bus
+                log.error("i2c poller %s: unexpected error: %s: %s", self.name,
+                          type(exc).__name__, exc)
+                log.debug("i2c poller %s: traceback", self.name, exc_info=True)
+                wake = BUG_PAUSE
             with self._cond:
                 if not self._changed and not self._joining:
                     self._cond.wait(wake)
@@ -178,7 +185,9 @@ class BusPoller:
         for slot in sorted(self._slots, key=lambda s: s.target):
             if slot.read is None and slot.target <= now:
                 self._start(slot, self.clock())  # a read before this one may have held the bus
-        now = self.clock()
+        # conversions are timed on the monotonic clock: a wall-clock step must not
+        # leave a chip waiting for an hour
+        now = self.monotonic()
         for slot in list(self._slots):
             if slot.read is not None and slot.resume <= now:
                 self._step(slot)
@@ -190,17 +199,15 @@ class BusPoller:
         idle = [s for s in slots if s.read is None]
         for slot in idle:
             if now < slot.planned - CLOCK_STEP:
-                slot.source.throttle.warning("clock", "%s: the clock stepped back; polls "
-                                             "re-aligned to it", slot.source.name)
-                self._schedule(slot, slot.grid.next_after(now))
-        times = [s.target for s in idle]
+                self._schedule(slot, slot.deadline)  # the clock stepped back meanwhile
+        waits = [s.target - now for s in idle]
         resumes = [s.resume for s in slots if s.read is not None]
         if resumes:
             first = min(resumes)
-            times.append(max(r for r in resumes if r <= first + COALESCE))
-        if not times:
+            waits.append(max(r for r in resumes if r <= first + COALESCE) - self.monotonic())
+        if not waits:
             return MAX_WAIT
-        return min(max(0.0, min(times) - now), MAX_WAIT)
+        return min(max(0.0, min(waits)), MAX_WAIT)
 
     def _start(self, slot: _Slot, now: float) -> None:
         source = slot.source
@@ -230,14 +237,15 @@ class BusPoller:
         done = False
         try:
             wait = read.send(None)
-            slot.resume = self.clock() + wait  # the conversion runs from the step's end
+            slot.resume = self.monotonic() + wait  # the conversion runs from the step's end
         except StopIteration:
             done = True
         except Exception as exc:  # a bug in one source must not stop the others
             source.failed(f"unexpected error: {type(exc).__name__}: {exc}")
             source.log.debug("%s: traceback", source.name, exc_info=True)
             slot.read = None
-            self._schedule(slot, slot.grid.next_after(self.clock() + BUG_PAUSE))
+            now = self.clock()
+            self._schedule(slot, slot.grid.next_after(now), earliest=now + BUG_PAUSE)
         finally:
             with self._cond:
                 self._stepping = None
@@ -275,15 +283,21 @@ class BusPoller:
         slot.held = 0.0
         self._schedule(slot, deadline)
 
-    def _schedule(self, slot: _Slot, deadline: float) -> None:
-        """The next read on the grid; a device on backoff sleeps to its retry tick."""
-        backoff = slot.source.backoff
+    def _schedule(self, slot: _Slot, deadline: float, earliest: float = -math.inf) -> None:
+        """The next read on the grid at ``deadline``; a device on backoff sleeps to its
+        retry tick. A deadline more than a tick away means the clock stepped back."""
+        source = slot.source
         grid = slot.grid
-        while not backoff.ready(deadline):
+        now = self.clock()
+        if deadline - now > grid.interval + CLOCK_STEP:
+            source.throttle.warning("clock", "%s: the clock stepped back; polls re-aligned "
+                                    "to it", source.name)
+            deadline = grid.next_after(now)
+        while deadline < earliest or not source.backoff.ready(deadline):
             deadline = grid.at(grid.tick_of(deadline) + 1)
         slot.deadline = deadline
-        slot.target = slot.source.jittered(grid, deadline)
-        slot.planned = self.clock()
+        slot.target = source.jittered(grid, deadline)
+        slot.planned = now
 
 
 # -- one poller per bus ------------------------------------------------------------

@@ -214,3 +214,32 @@ def test_a_bug_in_one_source_pauses_it_not_the_bus() -> None:
     assert broken.status.last_error == "unexpected error: RuntimeError: a bug"
     assert 2 <= broken.status.errors <= 3  # once per BUG_PAUSE, not every tick
     assert stamps(sink, "healthy") == pytest.approx([float(t) for t in range(1001, 1013)])
+
+
+def test_a_clock_stepped_back_during_a_conversion_neither_stalls_the_read_nor_the_grid(
+        caplog: pytest.LogCaptureFixture) -> None:
+    wall, mono = FakeClock(1000.3), FakeClock(50.0)
+    chip = Chip(mono, 0.2, [])  # the chip converts on its own (monotonic) time
+    sink = MemorySink()
+    src = source("a", wall, chip, sink, 1.0)
+    stepped: List[float] = []
+    waits: List[float] = []
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        wall.advance(seconds)
+        mono.advance(seconds)
+        if chip.log and not stepped:  # NTP corrects a clock an hour ahead mid-conversion
+            wall.advance(-3600.0)
+            stepped.append(wall.t)
+        return bool(stepped) and wall.t >= stepped[0] + 4.0
+
+    with caplog.at_level(logging.WARNING, "edge_agent.source"):
+        BusPoller("b", wall, mono).run([src], wait)
+    got = stamps(sink, "a")
+    assert got[0] == pytest.approx(1001.0)  # the read under way finished after its 0.2 s
+    after = got[1:]
+    assert len(after) >= 3 and after[0] - stepped[0] <= 1.0
+    assert all(t == pytest.approx(round(t)) for t in after)  # the corrected clock's grid
+    assert max(waits) <= 1.0
+    assert any("stepped back" in r.getMessage() for r in caplog.records)
