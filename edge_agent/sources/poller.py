@@ -62,6 +62,7 @@ class _Slot:
     started: float = 0.0  # monotonic time the read under way started
     held: float = 0.0  # seconds other devices' steps held the bus while this one waited
     planned: float = 0.0  # clock time the next read was planned at (to notice a step back)
+    last_start: float = -math.inf  # monotonic time its last read started
 
 
 class BusPoller:
@@ -182,7 +183,9 @@ class BusPoller:
     def _turn(self) -> float:
         """Start what is due, go on with what has converted; the seconds to sleep."""
         now = self.clock()
-        for slot in sorted(self._slots, key=lambda s: s.target):
+        # of the reads due at one tick, the one that waited longest goes first, so a
+        # source skipped because the others held the bus is not skipped every time
+        for slot in sorted(self._slots, key=lambda s: (s.target, s.last_start)):
             if slot.read is None and slot.target <= now:
                 self._start(slot, self.clock())  # a read before this one may have held the bus
         # conversions are timed on the monotonic clock: a wall-clock step must not
@@ -221,7 +224,7 @@ class BusPoller:
             self._schedule(slot, deadline)
             return
         slot.held = 0.0
-        slot.started = self.monotonic()
+        slot.started = slot.last_start = self.monotonic()
         slot.read = source.read_steps(slot.deadline)
         self._step(slot)
 

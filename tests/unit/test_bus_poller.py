@@ -243,3 +243,29 @@ def test_a_clock_stepped_back_during_a_conversion_neither_stalls_the_read_nor_th
     assert all(t == pytest.approx(round(t)) for t in after)  # the corrected clock's grid
     assert max(waits) <= 1.0
     assert any("stepped back" in r.getMessage() for r in caplog.records)
+
+
+def test_sources_that_lose_polls_to_slow_bus_mates_take_turns() -> None:
+    """Drivers with only a blocking read() (no steps) hold the bus through their
+    conversion: at one tick only the first reads on time, and the one that waited
+    longest goes first at the next, so none of them is starved."""
+    clock = FakeClock(1000.3)
+    sink = MemorySink()
+    made: List[I2CSource] = []
+
+    class Blocking:
+        def read(self) -> Dict[str, Any]:
+            clock.advance(0.08)  # 40% of the interval, longer than START_PATIENCE of it
+            return {"v": 1}
+
+    for i in range(3):
+        config = I2CSourceConfig(name=f"b{i}", driver="sht3x", bus="b", address=0x44,
+                                 interval=0.2, measurement=f"b{i}")
+        made.append(I2CSource(config, sink, DEST, {}, clock=clock, driver_factory=Blocking))
+    drive(made, clock, until=1000.3 + 30)
+    counts = [len(stamps(sink, src.name)) for src in made]
+    assert sum(counts) == 150  # one read per tick, 150 ticks
+    assert min(counts) >= 45, counts  # taking turns, about a third each
+    for src in made:
+        assert src.status.overruns == 0 and "busy" in src.status.last_error
+        assert src.status.errors + len(stamps(sink, src.name)) == 150
