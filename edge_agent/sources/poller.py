@@ -49,7 +49,7 @@ BUG_PAUSE = 5.0
 Read = Generator[float, None, Any]
 
 
-@dataclass
+@dataclass(eq=False)  # a slot is itself: list lookups compare identity, not fields
 class _Slot:
     """The schedule of one source inside a poller."""
 
