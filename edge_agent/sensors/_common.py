@@ -10,11 +10,26 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generator,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 FieldValue = Union[float, int, bool, str]
 Reading = Dict[str, FieldValue]
 Sleep = Callable[[float], None]
+#: a measurement as a generator: it yields each conversion wait (seconds) and
+#: returns the reading, so one poller can wait for several chips at once
+Steps = Generator[float, None, Reading]
 
 #: errno of a NACK on Linux I2C (EREMOTEIO): the device did not answer.
 EREMOTEIO = 121
@@ -32,6 +47,42 @@ class SMBusLike(Protocol):
     def read_i2c_block_data(self, i2c_addr: int, register: int, length: int) -> list[int]: ...
     def write_i2c_block_data(self, i2c_addr: int, register: int, data: Sequence[int]) -> None: ...
     def i2c_rdwr(self, *i2c_msgs: Any) -> None: ...
+
+
+class Stepped:
+    """Base of a driver whose :meth:`read` is written as :meth:`steps`.
+
+    ``read()`` runs the steps with the driver's own ``sleep``; a poller that
+    reads several chips on one bus runs their steps interleaved instead
+    (:func:`steps_of`), so it sleeps once for all their conversions.
+    """
+
+    sleep: Sleep
+
+    def steps(self) -> Steps:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read(self) -> Reading:
+        steps = self.steps()
+        try:
+            while True:
+                self.sleep(next(steps))
+        except StopIteration as done:
+            return done.value
+
+
+def steps_of(driver: Any) -> Steps:
+    """The measurement of ``driver`` as steps; a driver with only ``read()`` (or
+    one that overrides a :class:`Stepped` read) is one step that does it all."""
+    if isinstance(driver, Stepped) and type(driver).read is Stepped.read:
+        return driver.steps()
+    return _whole(driver)
+
+
+def _whole(driver: Any) -> Steps:
+    reading: Reading = driver.read()
+    return reading
+    yield 0.0  # pragma: no cover - makes this a generator
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,21 @@ word is byte-swapped (word transfers work on every adapter, block reads don't).
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Generator, Mapping, Optional, Union
 
 from ..errors import SensorError
-from ._common import Option, Options, Reading, Sleep, SMBusLike, check_address, swap16, to_signed
+from ._common import (
+    Option,
+    Options,
+    Reading,
+    Sleep,
+    SMBusLike,
+    Stepped,
+    Steps,
+    check_address,
+    swap16,
+    to_signed,
+)
 
 ADDRESSES = (0x48, 0x49, 0x4A, 0x4B)
 REG_CONVERSION = 0x00
@@ -69,7 +80,7 @@ def field_name(channel: Union[int, str]) -> str:
     return f"ain{channel}" if isinstance(channel, int) else "ain" + channel.replace("-", "_")
 
 
-class ADS1115:
+class ADS1115(Stepped):
     """One single-shot conversion per configured channel per :meth:`read`.
 
     Options: ``channels`` (list of 0..3 or "0-1", "0-3", "1-3", "2-3"; default
@@ -124,20 +135,30 @@ class ADS1115:
 
     def read_channel(self, channel: Union[int, str]) -> float:
         """Volts at one channel (one single-shot conversion)."""
+        steps = self.channel_steps(channel)
+        try:
+            while True:
+                self.sleep(next(steps))
+        except StopIteration as done:
+            return done.value
+
+    def channel_steps(self, channel: Union[int, str]) -> Generator[float, None, float]:
+        """:meth:`read_channel` as steps (yields its conversion waits)."""
         word = config_word(channel, self.full_scale, self.data_rate)
         self.bus.write_word_data(self.address, REG_CONFIG, swap16(word))
         # one conversion takes 1/DR; the internal oscillator may run 10% slow
-        self.sleep(1.1 / self.data_rate + 0.0001)
+        yield 1.1 / self.data_rate + 0.0001
         for _ in range(self.MAX_READY_POLLS):
             if swap16(self.bus.read_word_data(self.address, REG_CONFIG)) & OS_START:
                 break
-            self.sleep(0.1 / self.data_rate)
+            yield 0.1 / self.data_rate
         else:
             raise SensorError(f"ads1115 at 0x{self.address:02x}: conversion did not finish")
         raw = swap16(self.bus.read_word_data(self.address, REG_CONVERSION))
         return decode(bytes((raw >> 8, raw & 0xFF)), self.full_scale)
 
-    def read(self) -> Reading:
-        return {
-            name: round(self.read_channel(ch), 6) for name, ch in zip(self.fields, self.channels)
-        }
+    def steps(self) -> Steps:
+        reading: Reading = {}
+        for name, channel in zip(self.fields, self.channels):
+            reading[name] = round((yield from self.channel_steps(channel)), 6)
+        return reading

@@ -16,7 +16,17 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping, Optional
 
-from ._common import Option, Options, Reading, Sleep, SMBusLike, check_address, i2c_read
+from ._common import (
+    Option,
+    Options,
+    Reading,
+    Sleep,
+    SMBusLike,
+    Stepped,
+    Steps,
+    check_address,
+    i2c_read,
+)
 
 ADDRESSES = (0x23, 0x5C)
 POWER_ON = 0x01
@@ -37,7 +47,7 @@ def decode(raw: bytes, mode: str = "high", mtreg: int = DEFAULT_MTREG) -> Readin
     return {"lux": round(count / divisor * DEFAULT_MTREG / mtreg, 2)}
 
 
-class BH1750:
+class BH1750(Stepped):
     """BH1750 one-time measurement per :meth:`read` (the chip powers down after).
 
     Options: ``mode`` ("high" default, "high2", "low"), ``mtreg`` (31..254,
@@ -68,7 +78,7 @@ class BH1750:
         self.address = check_address(self.NAME, address, ADDRESSES)
         self.sleep = sleep
 
-    def read(self) -> Reading:
+    def steps(self) -> Steps:
         instruction, wait, _ = MODES[self.mode]
         self.bus.write_byte(self.address, POWER_ON)
         # set MTreg every time: the chip forgets it on power loss and keeps
@@ -76,5 +86,5 @@ class BH1750:
         self.bus.write_byte(self.address, 0x40 | self.mtreg >> 5)
         self.bus.write_byte(self.address, 0x60 | self.mtreg & 0x1F)
         self.bus.write_byte(self.address, instruction)
-        self.sleep(wait * self.mtreg / DEFAULT_MTREG)
+        yield wait * self.mtreg / DEFAULT_MTREG
         return decode(i2c_read(self.bus, self.address, 2), self.mode, self.mtreg)

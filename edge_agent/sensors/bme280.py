@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from ..errors import SensorError
-from ._common import Option, Options, Reading, Sleep, SMBusLike, check_address
+from ._common import Option, Options, Reading, Sleep, SMBusLike, Stepped, Steps, check_address
 
 REG_CALIB_TP = 0x88
 REG_CALIB_H = 0xE1
@@ -177,7 +177,7 @@ def measurement_time(osrs_t: int, osrs_p: int, osrs_h: int) -> float:
     return ms / 1000.0
 
 
-class BME280:
+class BME280(Stepped):
     """BME280 / BMP280 in forced mode: one measurement per :meth:`read`.
 
     Options: ``pressure_unit`` ("Pa" default, or "hPa"), ``oversampling``
@@ -239,28 +239,26 @@ class BME280:
         self.calibration = parse_calibration(block_88, block_e1)
         return self.calibration
 
-    def read(self) -> Reading:
+    def steps(self) -> Steps:
         """Trigger one forced measurement, wait for it, and return the fields."""
         try:
-            return self._read()
+            return (yield from self._steps())
         except (OSError, SensorError):
             self.calibration = None  # redo detection after the device comes back
             raise
 
-    def _read(self) -> Reading:
+    def _steps(self) -> Steps:
         cal = self.calibration or self._setup()
         code = OVERSAMPLING[self.oversampling]
         if cal.has_humidity:
             self.bus.write_byte_data(self.address, REG_CTRL_HUM, code)
         self.bus.write_byte_data(self.address, REG_CTRL_MEAS, code << 5 | code << 2 | MODE_FORCED)
-        self.sleep(
-            measurement_time(self.oversampling, self.oversampling,
-                             self.oversampling if cal.has_humidity else 0)
-        )
+        yield measurement_time(self.oversampling, self.oversampling,
+                               self.oversampling if cal.has_humidity else 0)
         for _ in range(self.MAX_STATUS_POLLS):
             if not self.bus.read_byte_data(self.address, REG_STATUS) & STATUS_MEASURING:
                 break
-            self.sleep(0.002)
+            yield 0.002
         else:
             raise SensorError(
                 f"bme280 at 0x{self.address:02x}: measurement did not finish "

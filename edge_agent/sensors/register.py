@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping, Optional
 
-from ._common import Option, Options, Reading, Sleep, SMBusLike, check_address
+from ._common import Option, Options, Sleep, SMBusLike, Stepped, Steps, check_address
 
 
 def decode(
@@ -30,7 +30,7 @@ def decode(
     return value * scale + offset
 
 
-class Register:
+class Register(Stepped):
     """Read one value from a register.
 
     Options: ``register`` (0..255, required), ``length`` (1..32 bytes,
@@ -89,11 +89,11 @@ class Register:
         self.address = check_address(self.NAME, address, ())
         self.sleep = sleep
 
-    def read(self) -> Reading:
+    def steps(self) -> Steps:
         for register, value in self.writes:
             self.bus.write_byte_data(self.address, register, value)
         if self.delay:
-            self.sleep(self.delay)
+            yield self.delay
         raw = bytes(self.bus.read_i2c_block_data(self.address, self.register, self.length))
         if self.integer:
             return {self.field: int.from_bytes(raw, self.byteorder, signed=self.signed)}  # type: ignore[arg-type]

@@ -18,7 +18,18 @@ import time
 from typing import Any, Mapping, Optional
 
 from ..errors import SensorError
-from ._common import Option, Options, Reading, Sleep, SMBusLike, check_address, i2c_read, i2c_write
+from ._common import (
+    Option,
+    Options,
+    Reading,
+    Sleep,
+    SMBusLike,
+    Stepped,
+    Steps,
+    check_address,
+    i2c_read,
+    i2c_write,
+)
 
 ADDRESSES = (0x44, 0x45)
 #: repeatability -> (command bytes, maximum measurement duration in s)
@@ -60,7 +71,7 @@ def decode(raw: bytes) -> Reading:
     }
 
 
-class SHT3x:
+class SHT3x(Stepped):
     """SHT3x single-shot measurement per :meth:`read`.
 
     Options: ``repeatability`` ("high" default, "medium", "low").
@@ -86,8 +97,8 @@ class SHT3x:
         self.address = check_address(self.NAME, address, ADDRESSES)
         self.sleep = sleep
 
-    def read(self) -> Reading:
+    def steps(self) -> Steps:
         command, duration = SINGLE_SHOT[self.repeatability]
         i2c_write(self.bus, self.address, command)
-        self.sleep(duration)
+        yield duration
         return decode(i2c_read(self.bus, self.address, 6))

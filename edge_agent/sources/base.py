@@ -2,8 +2,9 @@
 
 A source turns readings into lines of line protocol and hands them to a sink
 (``add(lines, dest) -> ticket``). A failing source never stops another: each
-runs in its own thread, catches what a device can throw, counts it, logs it
-once per change of state, and waits on its own backoff.
+catches what a device can throw, counts it, logs it once per change of state,
+and waits on its own backoff. A serial source runs in its own thread; the I2C
+sources of one bus share that bus's polling thread (:mod:`.poller`).
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
-"""I2C sources: a driver polled on the clock grid, one thread per device.
+"""I2C sources: a driver polled on the clock grid, one polling thread per bus.
 
-Devices on one bus share one bus handle and are serialised by the bus's lock
-(an I2C transaction must not interleave with another). ``bus: emulated`` uses
-the emulated bus with the demo chips, so the agent runs on a laptop.
+Devices on one bus share one bus handle and one poller (:mod:`.poller`), which
+runs their reads interleaved: each read is a chain of steps (bus transactions)
+separated by conversion waits, and the bus's lock is held through each step,
+so transactions never interleave. ``bus: emulated`` uses the emulated bus with
+the demo chips, so the agent runs on a laptop.
 
 A device that does not answer (errno 121), fails its CRC or times out is
 counted, reported once in ``status`` and retried on its own backoff; its
-driver is set up again when it returns. A read that hangs holds only its own
-thread: a device waiting for the bus longer than one interval skips that poll
-(counted as an error) instead of queueing behind it.
+driver is set up again when it returns. A device that hangs holds its bus: the
+others on it lose the polls that fall due meanwhile (counted as "bus busy",
+not as their fault) and keep their grid; devices on other buses do not notice.
 """
 
 from __future__ import annotations
@@ -17,26 +19,23 @@ import collections
 import random
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Generator, Mapping, Optional, Tuple
 
 from ..destination import Destination
 from ..errors import SensorError
+from ..sensors._common import Steps, steps_of
 from .base import Sink, Source
+from .poller import MAX_WAIT, BusPoller, join, leave
 from .schedule import MAX_JITTER_FRACTION, DeviceBackoff, Grid
 
-__all__ = ["I2CSource", "bus_key", "forget_bus", "open_bus", "register_bus"]
+__all__ = ["I2CSource", "MAX_WAIT", "bus_key", "forget_bus", "open_bus", "register_bus"]
 
 _BUSES: Dict[Any, Tuple[Any, threading.Lock]] = {}
 _BUSES_LOCK = threading.Lock()
 
-#: a clock step larger than this (beyond the interval) re-aligns the grid
-#: instead of being waited out or counted as overruns
-CLOCK_STEP = 1.0
 #: how long a poll waits for its bus (a fraction of the interval), so a device
 #: that hangs while holding the bus costs the others one lost poll, not their schedule
 BUS_PATIENCE = 0.9
-#: longest single wait, so a clock stepped back is noticed
-MAX_WAIT = 5.0
 
 
 def bus_key(spec: Any) -> Any:
@@ -122,8 +121,8 @@ class I2CSource(Source):
             time.time_ns if clock is time.time else (lambda: round(clock() * 1e6) * 1000))
         # measures how long a read took, to tell an overrun from a wall-clock step;
         # an injected clock is taken as monotonic (no steps)
-        self._monotonic: Callable[[], float] = time.monotonic if clock is time.time else clock
-        self.throttle.clock = self._monotonic
+        self.monotonic: Callable[[], float] = time.monotonic if clock is time.time else clock
+        self.throttle.clock = self.monotonic
         self._rng = random.Random()
         self._driver: Any = None
         self._bus_lock: Optional[threading.Lock] = None
@@ -133,6 +132,12 @@ class I2CSource(Source):
         self.backoff = DeviceBackoff(base=max(self.interval, 1.0))
         #: clock times of the last polls (bounded), for tests and the bench
         self.poll_times: Deque[float] = collections.deque(maxlen=1000)
+        # sources on one bus share a poller; a source with its own driver factory has
+        # no shared bus handle (nor lock), and one with its own clock its own time,
+        # so each of those is polled on its own
+        self._group = (str(bus_key(config.bus)) if driver_factory is None and clock is time.time
+                       else f"{self.name}@{id(self):x}")
+        self._poller: Optional[BusPoller] = None
 
     def _make_driver(self) -> Any:
         from ..sensors import I2C_DRIVERS
@@ -163,41 +168,55 @@ class I2CSource(Source):
     # -- one poll -------------------------------------------------------------
 
     def poll(self, scheduled: Optional[float] = None) -> Optional[Dict[str, Any]]:
-        """Read the chip once; the reading, or ``None`` after a counted failure.
+        """Read the chip once, waiting out its conversions here; the reading, or
+        ``None`` after a counted failure.
 
         ``scheduled`` is the grid time of this poll; the backoff after a failure
         counts from it so retries land on grid ticks.
         """
+        steps = self.read_steps(scheduled)
+        try:
+            while True:
+                time.sleep(next(steps))
+        except StopIteration as done:
+            return done.value
+
+    def read_steps(self, scheduled: Optional[float] = None) -> Generator[float, None, Any]:
+        """:meth:`poll` as steps: yields each conversion wait (the bus is free
+        meanwhile), returns what :meth:`poll` returns."""
         status = self.status
         status.busy_since = self.clock()
+        self.poll_times.append(status.busy_since)
         try:
-            return self._poll(scheduled)
+            return (yield from self._poll(scheduled))
         finally:
             status.busy_since = 0.0
 
-    def _poll(self, scheduled: Optional[float]) -> Optional[Dict[str, Any]]:
+    def _patience(self) -> float:
+        return max(self.interval * BUS_PATIENCE, 0.05)
+
+    def _poll(self, scheduled: Optional[float]) -> Generator[float, None, Any]:
         try:
             if self._driver is None:
                 self._driver = self._factory()
+            steps = steps_of(self._driver)
             lock = self._bus_lock
             if lock is None:
                 stamp = self._now_ns()
-                reading = self._driver.read()
+                reading = yield from steps
             else:
-                patience = max(self.interval * BUS_PATIENCE, 0.05)
+                patience = self._patience()
                 self._read_deadline = time.monotonic() + patience
-                busy = (f"bus {self.config.bus} busy for more than {patience:.3g}s "
-                        "(another device on it is not answering); poll skipped")
                 if not lock.acquire(timeout=patience):
                     # not this device's fault: no backoff, just a lost poll
-                    self.failed(busy)
+                    self.bus_busy(patience)
                     return None
                 self._holding = True
                 try:
                     stamp = self._now_ns()  # the sample is taken now, not while queueing
-                    reading = self._driver.read()
+                    reading = yield from self._locked(steps, lock)
                 except _BusBusy:
-                    self.failed(busy)
+                    self.bus_busy(patience)
                     return None
                 finally:
                     if self._holding:
@@ -213,52 +232,64 @@ class I2CSource(Source):
         self.emit([fields], stamp)
         return fields
 
+    def _locked(self, steps: Steps, lock: threading.Lock) -> Steps:
+        """``steps`` with the bus lock held through each step and free during the
+        conversion waits between them."""
+        while True:
+            try:
+                wait = next(steps)
+            except StopIteration as done:
+                return done.value
+            self._holding = False
+            lock.release()
+            yield wait
+            # the whole read stays within the bus patience, so it never overruns its tick
+            if not lock.acquire(timeout=max(0.0, self._read_deadline - time.monotonic())):
+                raise _BusBusy()
+            self._holding = True
+
+    # -- what the poller reports -----------------------------------------------------
+
+    def bus_busy(self, patience: float) -> None:
+        """A poll lost because another device held the bus (no backoff)."""
+        self.failed(f"bus {self.config.bus} busy for more than {patience:.3g}s "
+                    "(another device on it is not answering); poll skipped")
+
+    def overran(self, took: float, skipped: int) -> None:
+        self.status.overruns += skipped
+        # a slow sensor at a short interval overruns every tick: one line a minute
+        self.throttle.warning("overrun", "%s: a read took %.3gs, longer than the %gs "
+                              "interval; skipped %d poll(s)", self.name, took, self.interval,
+                              skipped)
+
+    def jittered(self, grid: Grid, deadline: float) -> float:
+        return grid.jittered(deadline, self.jitter, self._rng)
+
     # -- the loop -------------------------------------------------------------
 
-    def _sleep_until(self, target: float) -> Optional[bool]:
-        """Wait for ``target``: True = stop asked, False = due, None = the clock stepped back."""
-        longest = self.interval * (1 + MAX_JITTER_FRACTION) + CLOCK_STEP
-        while True:
-            remaining = target - self.clock()
-            if remaining <= 0:
-                return self._stop.is_set()
-            if remaining > longest:
-                return None
-            if self._wait(min(remaining, MAX_WAIT)):
-                return True
-
     def run(self) -> None:
-        grid = Grid.for_source(self.interval, self.round_interval, self.clock())
-        deadline = grid.next_after(self.clock())
-        while True:
-            due = self._sleep_until(grid.jittered(deadline, self.jitter, self._rng))
-            if due is True:
-                return
-            if due is None:
-                self.throttle.warning("clock", "%s: the clock stepped back; polls re-aligned "
-                                      "to it", self.name)
-                deadline = grid.next_after(self.clock())
-                continue
-            started = self._monotonic()
-            if self.backoff.ready(deadline):
-                self.poll_times.append(self.clock())
-                self.poll(deadline)
-            took = self._monotonic() - started
-            now = self.clock()
-            late = now - deadline
-            deadline, skipped = grid.advance(deadline, now)
-            if not skipped:
-                continue
-            if late > took + self.interval * MAX_JITTER_FRACTION + CLOCK_STEP:
-                # the wall clock jumped ahead (NTP after boot): not the device's doing
-                self.throttle.warning("clock", "%s: the clock jumped ahead by %.0fs; polls "
-                                      "re-aligned to it", self.name, late - took)
-                continue
-            self.status.overruns += skipped
-            # a slow sensor at a short interval overruns every tick: one line a minute
-            self.throttle.warning("overrun", "%s: a read took %.3gs, longer than the %gs "
-                                  "interval; skipped %d poll(s)", self.name, took, self.interval,
-                                  skipped)
+        """Poll in this thread alone until stopped (``_wait`` returns True)."""
+        BusPoller(self.name, self.clock, self.monotonic).run([self], self._wait)
+
+    def start(self) -> None:
+        """Poll under the shared poller of this source's bus."""
+        self._stop.clear()
+        self._poller = join(self, self._group)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        poller, self._poller = self._poller, None
+        if poller is not None and not leave(poller, self, timeout):
+            # stuck in a device call; the poller drops it when the call returns
+            self.log.warning("%s: still inside a device read after %gs; not waiting for it",
+                             self.name, timeout)
+        self.status.state = "stopped"
+        self.close()
+
+    @property
+    def alive(self) -> bool:
+        poller = self._poller
+        return poller is not None and poller.running and poller.has(self)
 
     def close(self) -> None:
         self._driver = None
