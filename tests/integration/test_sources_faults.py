@@ -277,13 +277,15 @@ def test_devices_on_one_bus_are_serialised(buses: Callable[..., str], sources: L
 
 def test_a_slow_conversion_does_not_hold_the_bus(buses: Callable[..., str],
                                                  sources: List[Any]) -> None:
-    """A BH1750 converts for 180 ms of a 200 ms interval; its neighbours on the
-    bus still read every tick, because the bus is free during the conversion."""
+    """A BH1750 converts for 180 ms; its neighbours on the bus, polled on the same
+    ticks, still read every tick, because the bus is free during the conversion.
+    (0.4 s ticks: a loaded test machine delaying a thread by 100 ms must not end
+    the BH1750's own read past its next tick, which would be its overrun.)"""
     bus = buses(x23=BH1750Emulator(), x76=BME280Emulator(), x44=SHT3xEmulator())
     sink = MemorySink()
-    started = [i2c_source(bus, "bh1750", 0x23, sink, sources),
-               i2c_source(bus, "bme280", 0x76, sink, sources),
-               i2c_source(bus, "sht3x", 0x44, sink, sources)]
+    started = [i2c_source(bus, "bh1750", 0x23, sink, sources, interval=0.4),
+               i2c_source(bus, "bme280", 0x76, sink, sources, interval=0.4),
+               i2c_source(bus, "sht3x", 0x44, sink, sources, interval=0.4)]
     assert wait_for(lambda: all(s.status.points >= 8 for s in started))
     for src in started:
         assert src.status.errors == 0, src.status.last_error
