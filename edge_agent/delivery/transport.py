@@ -161,8 +161,10 @@ class Transport:
     """Posts batches of line protocol to one InfluxDB over one HTTP session.
 
     TLS: ``verify`` and ``cert`` go with every request, so what the settings
-    say wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (requests prefers
-    those to ``Session.verify``); the environment still decides proxies.
+    say wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``; those decide only
+    when the settings say nothing. The environment (proxies, ``NO_PROXY``, the
+    CA bundle) is read once, here: requests would scan it on every request,
+    a fifth of a small write's CPU.
     """
 
     def __init__(self, settings: InfluxSettings) -> None:
@@ -175,13 +177,17 @@ class Transport:
         self._names = names
         self._secrets = settings.secrets()
         self._timeouts = (float(settings.connect_timeout), float(settings.timeout))
+        env_ca = env_ca_bundle()
         self._verify: Union[bool, str] = (False if not settings.verify_ssl
-                                          else settings.ssl_ca_cert or True)
+                                          else settings.ssl_ca_cert
+                                          or (env_ca[1] if env_ca else True))
         self._cert: Union[None, str, Tuple[str, str]] = None
         if settings.cert_file:
             self._cert = ((settings.cert_file, settings.cert_key_file)
                           if settings.cert_key_file else settings.cert_file)
         session = requests.Session()
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(settings.url))
         session.headers["User-Agent"] = USER_AGENT
         session.headers["Accept"] = "application/json"
         session.mount("https://", TlsAdapter(settings.cert_key_password, settings.verify_ssl))
@@ -189,7 +195,8 @@ class Transport:
         self._session = session
 
     def _tls_failure(self, exc: BaseException) -> str:
-        env = env_ca_bundle() if self._verify is True else None
+        env = env_ca_bundle() if not self.settings.ssl_ca_cert and self.settings.verify_ssl \
+            else None
         return explain(exc, self.settings.url, self._names, ca_file=self.settings.ssl_ca_cert,
                        cert_file=self.settings.cert_file, env_ca=env)
 

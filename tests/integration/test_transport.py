@@ -331,9 +331,15 @@ def test_settings_validation():
     assert InfluxSettings("http://h:8086", api="V1").api == "v1"
 
 
-def test_tls_verification_on_by_default_ca_file_and_explicit_off(tmp_path, pki, connect):
-    # verify goes with every request: requests prefers REQUESTS_CA_BUNDLE to Session.verify
+def test_tls_verification_on_by_default_ca_file_and_explicit_off(tmp_path, pki, connect,
+                                                                 monkeypatch):
+    # verify goes with every request; the environment's bundle only where the settings
+    # say nothing (read when the transport is made, as requests would per request)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
     assert connect("https://h:8086")._verify is True
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(pki.other_ca_cert))
+    assert connect("https://h:8086")._verify == str(pki.other_ca_cert)
     assert connect("https://h:8086", ssl_ca_cert=str(pki.ca_cert))._verify == str(pki.ca_cert)
     assert connect("https://h:8086", verify_ssl=False)._verify is False
     with pytest.raises(ConfigError, match="^ssl_ca_cert: cannot read .*missing.pem: No such"):
@@ -439,3 +445,43 @@ def test_real_influxd_outage_is_transient(influx_factory, connect):
     server.start()
     assert t.write(Destination("o"), b"o v=2i 2").ok
     assert server.count("o", "o", "v") == 2
+
+
+def test_the_environments_proxy_and_no_proxy_are_honoured(monkeypatch):
+    # requests reads HTTP_PROXY/NO_PROXY on every request; the transport reads them
+    # once, when it is made. A recording proxy on 127.0.0.1 answers 204 itself.
+    import http.server
+    import threading
+
+    seen = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(self.requestline)
+            self.send_response(204)
+            self.end_headers()
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy",
+                     "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        url = "http://influx.example.invalid:8086"
+        with Transport(InfluxSettings(url=url, api="v2", token="my-token", org="o")) as t:
+            assert t.write(Destination("b"), BODY).ok
+        assert len(seen) == 1 and seen[0].startswith(f"POST {url}/api/v2/write?"), seen
+        monkeypatch.setenv("NO_PROXY", "example.invalid")
+        with Transport(InfluxSettings(url=url, api="v2", token="my-token", org="o",
+                                      connect_timeout=2)) as t:
+            result = t.write(Destination("b"), BODY)
+        assert result.message == f"cannot reach {url}: host name not found"
+        assert len(seen) == 1
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
