@@ -4,10 +4,12 @@ The damaged file (already moved aside) is opened read-only and read row by
 row in rowid order. Where SQLite refuses a page, the reader probes the rowids
 after it one at a time, so one bad page costs the rows on it, not the rest
 of the file. A file whose first page (the header and the schema) is garbage
-is read through a repaired copy: the first page of a fresh buffer file, which
-has the same schema and root pages, in front of the damaged file's other
-pages. Only rows that decode as segments this code wrote are kept; a segment
-whose point count disagrees with its lines is counted by its lines.
+is read through a repaired copy: the first page of a fresh buffer file of the
+same page size, which has the same schema and root pages, in front of the
+damaged file's other pages (a header too damaged to give the page size: each
+page size this code makes is tried, the one that reads most is kept). Only
+rows that decode as segments this code wrote are kept; a segment whose point
+count disagrees with its lines is counted by its lines.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 
 from ..destination import Destination
+from .logcache import DB_NAME, NEW_PAGE_SIZE, create_file, page_size_of
 from .recovery import META_KEY, open_cache, sqlite_uri
 from .segment import PAGE_SIZE, Segment, decode_segment
 
@@ -33,7 +36,6 @@ __all__ = ["Salvage", "salvage"]
 
 logger = logging.getLogger("edge_agent.buffer")
 
-DB_NAME = "cache.db"
 # With no max(rowid) to go by, rowids are probed this far past the last good row.
 PROBE_LIMIT = 100_000
 _ROW = "SELECT rowid, key, raw, value FROM Cache WHERE rowid {} ? ORDER BY rowid"
@@ -57,7 +59,7 @@ def salvage(directory: str, dest_of: Callable[[str], Destination]) -> Salvage:
     """Read what is readable of the buffer file in ``directory`` (never raises for damage)."""
     path = os.path.join(directory, DB_NAME)
     out = Salvage()
-    if not os.path.exists(path) or os.path.getsize(path) < PAGE_SIZE:
+    if not os.path.exists(path) or os.path.getsize(path) < min(NEW_PAGE_SIZE, PAGE_SIZE):
         out.repaired = "no readable file"
         return out
     try:
@@ -66,8 +68,22 @@ def salvage(directory: str, dest_of: Callable[[str], Destination]) -> Salvage:
     except sqlite3.DatabaseError as exc:
         logger.warning("disk buffer salvage: %s cannot be opened as is (%s); "
                        "reading it with a fresh first page", path, exc)
+    stated = page_size_of(path)
+    sizes = [stated] if stated in (NEW_PAGE_SIZE, PAGE_SIZE) else [NEW_PAGE_SIZE, PAGE_SIZE]
+    best: Optional[Salvage] = None
+    for size in sizes:
+        found = _read_repaired(directory, size, dest_of)
+        if best is None or found.points > best.points or (
+                found.points == best.points and found.meta and not best.meta):
+            best = found
+    return best or out
+
+
+def _read_repaired(directory: str, page_size: int,
+                   dest_of: Callable[[str], Destination]) -> Salvage:
+    out = Salvage()
     try:
-        repaired = _repaired_copy(directory)
+        repaired = _repaired_copy(directory, page_size)
     except (OSError, sqlite3.Error) as exc:
         out.repaired = f"could not repair the first page: {exc}"
         return out
@@ -150,21 +166,22 @@ def _keep(key: Any, raw: Any, value: Any, dest_of: Callable[[str], Destination],
     out.segments[key] = seg
 
 
-def _repaired_copy(directory: str) -> str:
+def _repaired_copy(directory: str, page_size: int) -> str:
     """A copy of the damaged file with the first page of a fresh buffer file."""
     with tempfile.TemporaryDirectory(prefix="edge-agent-template-") as tmp:
+        create_file(tmp, page_size)
         open_cache(tmp, 1 << 20, "normal").close()
         with open(os.path.join(tmp, DB_NAME), "rb") as handle:
-            first = bytearray(handle.read(PAGE_SIZE))
+            first = bytearray(handle.read(page_size))
     src = os.path.join(directory, DB_NAME)
     dst = os.path.join(directory, DB_NAME + ".repaired")
-    pages = os.path.getsize(src) // PAGE_SIZE
+    pages = os.path.getsize(src) // page_size
     # The header's page count is trusted only when "version-valid-for" matches
     # the change counter: set both so SQLite sees every page of the damaged file.
     struct.pack_into(">I", first, 28, pages)
     first[92:96] = first[24:28]
     with open(src, "rb") as source, open(dst, "wb") as target:
-        source.seek(PAGE_SIZE)
+        source.seek(page_size)
         target.write(first)
         shutil.copyfileobj(source, target, 1 << 20)
     wal = src + "-wal"

@@ -163,9 +163,12 @@ def test_diskcache_configured_as_a_log(buf: DiskBuffer):
     assert cache._sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert cache._sql("PRAGMA synchronous").fetchone()[0] == 1
     assert cache._sql("PRAGMA mmap_size").fetchone()[0] == 0
+    # Fewer bytes per commit on an SD card: small pages, the WAL index in memory.
+    assert cache._sql("PRAGMA page_size").fetchone()[0] == 1024
+    assert cache._sql("PRAGMA locking_mode").fetchone()[0] == "exclusive"
     big = lines(0, 5000)  # ~100 KiB, above diskcache's default 32 KiB side-file cutoff
     buf.append(A, big, 5000, 1.0)
-    assert sorted(os.listdir(buf.directory)) == ["cache.db", "cache.db-shm", "cache.db-wal"]
+    assert sorted(os.listdir(buf.directory)) == ["cache.db", "cache.db-wal"]  # no -shm
 
 
 def test_sync_full(tmp_path: Path):
@@ -331,13 +334,15 @@ def test_corruption_found_at_runtime_is_moved_aside(tmp_path: Path):
         f.seek(4096 * 3)
         f.write(os.urandom(4096 * 20))
     b._cache.close()  # drop SQLite's page cache; the next read reconnects
-    head = b.head(10**6, 1 << 30)  # reading hits the damage: moved aside, empty now
-    assert head == []
+    # Reading hits the damage: moved aside, what is still readable salvaged, the rest counted.
+    head = b.head(10**6, 1 << 30)
+    salvaged = sum(seg.count for _, seg in head)
+    assert salvaged < 5000 and salvaged + b.counters.get("lost_corrupt") == 5000
     assert len(corrupt_siblings(path)) == 1
     assert b.counters.get("written") == 5  # counters carried over
     assert "corrupt" in str(b.counters.get("last_error"))
     b.append(A, lines(0, 3), 3, 1.0)
-    assert b.stats().points == 3
+    assert b.stats().points == salvaged + 3
     b.close()
 
 

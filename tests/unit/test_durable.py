@@ -287,6 +287,7 @@ def test_accepted_is_committed_with_its_segments(tmp_path, monkeypatch):
     writer = DurableWriter(buffer, commit_interval=10.0)
     writer.add(["m v=1i 1", "m v=2i 2"], Destination("b"))
     assert writer.flush() is False
+    buffer._cache.close()  # the one (exclusive) connection goes, as with kill -9
     crashed = DiskBuffer(str(path))  # what a restart after kill -9 would find
     assert int(crashed.counters.get("accepted") or 0) == 0 and crashed.stats().points == 0
     crashed.close()

@@ -27,6 +27,7 @@ import pytest
 
 from edge_agent.buffer.disklog import DiskBuffer
 from edge_agent.buffer.ledger import read_ledger
+from edge_agent.buffer.logcache import NEW_PAGE_SIZE, create_file, page_size_of
 from edge_agent.buffer.segment import Segment
 from edge_agent.destination import Destination
 
@@ -42,8 +43,12 @@ def segment_lines(key: int, n: int) -> bytes:
                       for i in range(n))
 
 
-def build(path: Path) -> Tuple[Dict[int, int], int]:
-    """120 segments of 5 to 200 lines (some span overflow pages); -> {id: count}, total."""
+def build(path: Path, page_size: int = NEW_PAGE_SIZE) -> Tuple[Dict[int, int], int]:
+    """120 segments of 5 to 200 lines (some span overflow pages); -> {id: count}, total.
+
+    ``page_size`` 4096: a file as the code before 1 KiB pages made it.
+    """
+    create_file(str(path), page_size)
     buf = DiskBuffer(path, max_size=1 << 28, clock=lambda: 1000.0)
     counts = [200 if i % 7 == 0 else 5 + i % 40 for i in range(SEGMENTS)]
     ids = buf.append_many([Segment(A, n, segment_lines(i, n), 1000.0)
@@ -61,9 +66,10 @@ def readable_by_sqlite3(db: Path) -> Dict[int, int]:
     assert SQLITE3
     copy = db.parent.parent / "oracle.db"
     data = bytearray(db.read_bytes())
-    data += bytes(-len(data) % 4096)  # a torn last page: what is left of it, zero-filled
+    page = PAGE[db]
+    data += bytes(-len(data) % page)  # a torn last page: what is left of it, zero-filled
     if len(data) >= 100:
-        struct.pack_into(">I", data, 28, len(data) // 4096)
+        struct.pack_into(">I", data, 28, len(data) // page)
     copy.write_bytes(bytes(data))
     for suffix in ("-wal", "-shm"):  # what SQLite reads besides the file: its WAL
         side = db.with_name(db.name + suffix)
@@ -106,35 +112,48 @@ def drain(path: Path) -> Tuple[DiskBuffer, Dict[int, int]]:
         buf.remove([key for key, _ in head], count_as="written")
 
 
+# The page size of each damaged file, read before the damage (the oracle needs it).
+PAGE: Dict[Path, int] = {}
+
+
+def page_of(db: Path) -> int:
+    return PAGE.setdefault(db, page_size_of(str(db)) or 4096)
+
+
 def torn_tail(db: Path) -> None:
     with open(db, "r+b") as f:
-        f.truncate(db.stat().st_size - 2048)
+        f.truncate(db.stat().st_size - page_of(db) // 2)
 
 
 def truncated(db: Path) -> None:
+    page = page_of(db)
     with open(db, "r+b") as f:
-        f.truncate(db.stat().st_size * 6 // 10 // 4096 * 4096)
+        f.truncate(db.stat().st_size * 6 // 10 // page * page)
 
 
 def garbage_header(db: Path) -> None:
+    page_of(db)
     with open(db, "r+b") as f:
         f.write(random.Random(1).randbytes(100))
 
 
 def garbage_first_page(db: Path) -> None:
     """The header and the schema page both garbage."""
+    page = page_of(db)
     with open(db, "r+b") as f:
-        f.write(random.Random(4).randbytes(4096))
+        f.write(random.Random(4).randbytes(page))
 
 
 def garbage_middle(db: Path) -> None:
+    page = page_of(db)
     with open(db, "r+b") as f:
-        f.seek(db.stat().st_size // 2 // 4096 * 4096 + 1000)
+        f.seek(db.stat().st_size // 2 // page * page + page * 1000 // 4096)
         f.write(random.Random(2).randbytes(16 * 1024))
 
 
 def bit_flips(db: Path) -> None:
     """Flip one bit in the header or lines of every fifth stored segment."""
+    page_of(db)
     data = bytearray(db.read_bytes())
     rng = random.Random(3)
     starts = [i for i in range(len(data)) if data[i:i + 4] in (b"EAS1", b"EAS2")]
@@ -153,10 +172,11 @@ DAMAGE: Dict[str, Callable[[Path], None]] = {
 
 @pytest.mark.skipif(SQLITE3 is None, reason="the sqlite3 shell (the oracle) is not installed")
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
+@pytest.mark.parametrize("page_size", [NEW_PAGE_SIZE, 4096])
 def test_salvage_delivers_every_readable_segment_and_counts_the_rest(
-        tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, damage: str, page_size: int, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "buffer"
-    written, total = build(path)
+    written, total = build(path, page_size)
     db = path / "cache.db"
     DAMAGE[damage](db)
     oracle = readable_by_sqlite3(db)
