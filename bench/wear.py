@@ -85,7 +85,7 @@ def sample(pid: int) -> Sample:
     return Sample(time.time(), int(io["write_bytes"]), cpu, switches)
 
 
-SYNC = {"mode": "normal"}  # buffer.sync of the agent (--sync)
+SYNC = {"mode": "normal", "hold": "true"}  # buffer.sync and buffer.hold (--sync, --no-hold)
 
 
 def sensor_config(tmp: Path, url: str, interval: str, sensors: int = 10) -> str:
@@ -96,14 +96,14 @@ def sensor_config(tmp: Path, url: str, interval: str, sensors: int = 10) -> str:
                      f"address: {address}, measurement: s{i}}}")
     return (f"agent: {{name: wear, state_dir: {tmp / 'state'}, interval: {interval}}}\n"
             f"influx: {{url: '{url}', api: v2, org: o, bucket: b, token: bench-token}}\n"
-            f"buffer: {{sync: {SYNC['mode']}, hold: true}}\n"
+            f"buffer: {{sync: {SYNC['mode']}, hold: {SYNC['hold']}}}\n"
             + "\n".join(lines) + "\n")
 
 
 def mqtt_config(tmp: Path, url: str, broker: MosquittoServer) -> str:
     return (f"agent: {{name: wear, state_dir: {tmp / 'state'}}}\n"
             f"influx: {{url: '{url}', api: v2, org: o, bucket: b, token: bench-token}}\n"
-            f"buffer: {{sync: {SYNC['mode']}, hold: true}}\n"
+            f"buffer: {{sync: {SYNC['mode']}, hold: {SYNC['hold']}}}\n"
             "sources:\n"
             "  - name: shellies\n"
             "    type: mqtt\n"
@@ -275,15 +275,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=8.0)
     parser.add_argument("--sync", choices=("normal", "full"), default="normal",
                         help="the agent's buffer.sync")
+    parser.add_argument("--no-hold", action="store_true",
+                        help="buffer.hold: false (commit every reading; the default is true)")
     parser.add_argument("--only", nargs="*", default=None,
                         help="scenario names, e.g. 'sensors-1s online'")
     args = parser.parse_args()
     SYNC["mode"] = args.sync
+    SYNC["hold"] = "false" if args.no_hold else "true"
     seconds = args.seconds or (60.0 if args.quick else 180.0)
     names = args.only or (QUICK if args.quick else SCENARIOS)
     print(f"edge-agent wear bench: {time.strftime('%Y-%m-%d')}, Python "
           f"{platform.python_version()}, nproc={os.cpu_count()}, {platform.machine()}, "
-          f"{seconds:.0f} s windows, sync: {args.sync}")
+          f"{seconds:.0f} s windows, sync: {args.sync}, hold: {SYNC['hold']}")
     print(f"{'scenario':<22}{'written B/s':>12}{'LP B/s':>9}{'ratio':>8}{'pts/s':>7}"
           f"{'MB/day':>8}{'CPU %':>7}{'wake/s':>8}{'log B/s':>8}")
     results: Dict[str, Result] = {}
