@@ -41,6 +41,8 @@ def test_unit_keeps_what_the_agent_needs():
     groups = " ".join(s["SupplementaryGroups"]).split()
     assert "i2c" in groups and "dialout" in groups
     assert s["StateDirectory"] == ["edge-agent"]
+    # the counters' journal in RAM must outlive a crashed process until the restart
+    assert (s["RuntimeDirectory"], s["RuntimeDirectoryPreserve"]) == (["edge-agent"], ["restart"])
     families = " ".join(s["RestrictAddressFamilies"]).split()
     assert {"AF_INET", "AF_INET6", "AF_UNIX"} <= set(families)
     assert "PrivateNetwork" not in s
