@@ -1,14 +1,18 @@
-"""TLS servers for the integration tests, started once per session with the generated PKI."""
+"""Fixtures of the integration tests: TLS servers, started once per session with the
+generated PKI, and emulated I2C buses with the sources started on them."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import ssl
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, List
 
 import pytest
 
+from edge_agent.sensors.emulated import EmulatedSMBus
+from edge_agent.sources.i2c import forget_bus, register_bus
 from tests.harness.tls_certs import PKI
 from tests.harness.tls_servers import TlsHttpServer, TlsInflux, TlsMosquitto
 
@@ -33,3 +37,34 @@ def tls_servers(pki: PKI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         for server in vars(s).values():
             stack.enter_context(server)
         yield s
+
+
+_buses = itertools.count()
+
+
+@pytest.fixture
+def buses() -> Iterator[Callable[..., str]]:
+    """``make(x76=emulator, ...)``: a fresh emulated bus registered under a unique name."""
+    made: List[str] = []
+
+    def make(**devices: Any) -> str:
+        name = f"bus-{next(_buses)}"
+        bus = EmulatedSMBus(name)
+        for address, device in devices.items():
+            bus.add(int(address[1:], 16), device)
+        register_bus(name, bus)
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        forget_bus(name)
+
+
+@pytest.fixture
+def sources() -> Iterator[List[Any]]:
+    """Sources a test started; stopped at its end."""
+    started: List[Any] = []
+    yield started
+    for src in started:
+        src.stop(timeout=3.0)

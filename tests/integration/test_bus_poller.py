@@ -10,15 +10,15 @@ import itertools
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, List
 
 import pytest
 
 from edge_agent.config.model import I2CSourceConfig
 from edge_agent.destination import Destination
-from edge_agent.sensors.emulated import BH1750Emulator, BME280Emulator, EmulatedSMBus, SHT3xEmulator
+from edge_agent.sensors.emulated import BH1750Emulator, BME280Emulator, SHT3xEmulator
 from edge_agent.sources import poller
-from edge_agent.sources.i2c import I2CSource, forget_bus, register_bus
+from edge_agent.sources.i2c import I2CSource
 from edge_agent.sources.poller import MAX_WAIT
 from edge_agent.sources.schedule import Grid
 from tests.harness.sinks import MemorySink
@@ -26,32 +26,6 @@ from tests.harness.waits import wait_for
 
 DEST = Destination("db")
 _names = itertools.count()
-
-
-@pytest.fixture
-def buses() -> Iterator[Callable[..., str]]:
-    made: List[str] = []
-
-    def make(**devices: Any) -> str:
-        name = f"poller-{next(_names)}"
-        bus = EmulatedSMBus(name)
-        for address, device in devices.items():
-            bus.add(int(address[1:], 16), device)
-        register_bus(name, bus)
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        forget_bus(name)
-
-
-@pytest.fixture
-def sources() -> Iterator[List[I2CSource]]:
-    started: List[I2CSource] = []
-    yield started
-    for src in started:
-        src.stop(timeout=3.0)
 
 
 def start(bus: str, driver: str, address: int, sink: MemorySink, started: List[I2CSource],

@@ -6,11 +6,10 @@ generous tolerances for a loaded CI machine, never speed checks.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
@@ -27,7 +26,7 @@ from edge_agent.sensors.emulated import (
     PtySerialDevice,
     SHT3xEmulator,
 )
-from edge_agent.sources.i2c import I2CSource, forget_bus, register_bus
+from edge_agent.sources.i2c import I2CSource
 from edge_agent.sources.schedule import Grid
 from edge_agent.sources.serial import SerialSource
 from tests.harness.sinks import MemorySink
@@ -36,7 +35,6 @@ from tests.harness.waits import wait_for
 DEST = Destination("db")
 INTERVAL = 0.2
 TOLERANCE = 0.1  # "not blocked": a blocked poll is off by >= 0.2 s; load jitter stays below
-_names = itertools.count()
 
 
 def stamp_of(line: str) -> float:
@@ -45,33 +43,6 @@ def stamp_of(line: str) -> float:
 
 def fields_of(line: str) -> Dict[str, str]:
     return dict(kv.split("=", 1) for kv in line.split(" ")[1].split(","))
-
-
-@pytest.fixture
-def buses() -> Iterator[Callable[..., str]]:
-    """``make(address=emulator, ...)``: a fresh emulated bus registered under a unique name."""
-    made: List[str] = []
-
-    def make(**devices: Any) -> str:
-        name = f"faults-{next(_names)}"
-        bus = EmulatedSMBus(name)
-        for address, device in devices.items():
-            bus.add(int(address[1:], 16), device)
-        register_bus(name, bus)
-        made.append(name)
-        return name
-
-    yield make
-    for name in made:
-        forget_bus(name)
-
-
-@pytest.fixture
-def sources() -> Iterator[List[Any]]:
-    started: List[Any] = []
-    yield started
-    for src in started:
-        src.stop(timeout=3.0)
 
 
 def i2c_source(bus: str, driver: str, address: int, sink: MemorySink, started: List[Any],
