@@ -69,14 +69,29 @@ def _by_value(column: Any, missing: Any, render: Any) -> Any:
     import numpy as np
     import pandas as pd
 
-    try:
+    if column.dtype.kind not in "OUS" and str(column.dtype) != "string":
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    except TypeError:  # unhashable cells (lists...): one by one
-        cells = column.tolist()
-        return np.array(["" if m else render(v) for v, m in zip(cells, missing)], dtype=object)
-    table = np.array([render(v) for v in uniques] + [""], dtype=object)
-    codes = np.where(missing, len(table) - 1, codes)
-    return table[codes]
+        table = np.array([render(v) for v in uniques] + [""], dtype=object)
+        codes = np.where(missing, len(table) - 1, codes)
+        return table[codes]
+    # Strings: pandas 2.x hashes them as C strings, so "" and "\x00" (any two that
+    # differ after a NUL) would share one rendering; keyed by (type, value) here,
+    # which also keeps 1, 1.0 and True apart in an object column.
+    cache: Dict[Any, str] = {}
+    out = []
+    for cell, gone in zip(column.tolist(), missing):
+        if gone:
+            out.append("")
+            continue
+        try:
+            key = (type(cell), cell)
+            text = cache.get(key)
+            if text is None:
+                text = cache[key] = render(cell)
+        except TypeError:  # unhashable cells (lists...): one by one
+            text = render(cell)
+        out.append(text)
+    return np.array(out, dtype=object)
 
 
 def _field_column(name: str, column: Any, encoder: LineEncoder) -> Any:
