@@ -16,19 +16,9 @@ from edge_agent.sources.i2c import I2CSource
 from edge_agent.sources.poller import COALESCE, BusPoller
 from edge_agent.sources.schedule import Grid
 from tests.harness.sinks import MemorySink
+from tests.harness.waits import FakeClock
 
 DEST = Destination("db")
-
-
-class FakeClock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 class Chip(Stepped):

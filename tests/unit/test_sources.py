@@ -17,20 +17,10 @@ from edge_agent.sensors.emulated import EmulatedSMBus, SHT3xEmulator
 from edge_agent.sources.i2c import MAX_WAIT, I2CSource, bus_key, forget_bus, register_bus
 from edge_agent.sources.serial import SerialSource
 from tests.harness.sinks import MemorySink
+from tests.harness.waits import FakeClock
 
 DEST = Destination("db")
 DEFAULT_TAGS = {"agent": "pi1", "site": "default"}
-
-
-class FakeClock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 Step = Union[Dict[str, Any], BaseException, Callable[[], Dict[str, Any]]]
