@@ -75,13 +75,11 @@ class Bookkeeping:
             tally = (self._opened_with or {}).get("tally") or {}
             self._epoch = int(tally.get("epoch") or random.getrandbits(62) + 1)
             self._gen = int(tally.get("gen") or 0)
-        delta = dict(self._delta)
-        if self._held:
-            delta["held"] = self._held
+        stored = dict(self._delta, held=held) if held else self._delta
         self._cache.set(META_KEY, meta_record(
             meta if meta is not None else self._meta, clean,
             counters if counters is not None else self.counters.snapshot(),
-            {"gen": self._gen + 1, "epoch": self._epoch, "delta": delta}))
+            {"gen": self._gen + 1, "epoch": self._epoch, "delta": stored}))
 
     def _landed(self) -> None:
         """The last ``_write_meta`` committed: its counts are the in-memory ones now."""
@@ -105,13 +103,9 @@ class Bookkeeping:
         merge(snap, delta)
         self._write_meta(False, meta, snap, delta, held)
 
-    def _adopt(
-        self,
-        meta: Dict[str, int],
-        evicted: Dict[str, int],
-        extra: Optional[Dict[str, Value]] = None,
-    ) -> None:
-        """After a commit: make the committed bookkeeping the in-memory one."""
+    def _adopt(self, meta: Dict[str, int], evicted: Dict[str, int]) -> None:
+        """After a commit: make the committed bookkeeping the in-memory one (the
+        counts it added are those ``_write_changes`` wrote)."""
         self._meta = meta
         self._last_persist = self._clock()
         self._landed()

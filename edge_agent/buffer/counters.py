@@ -160,10 +160,6 @@ class Counters:
             journal, self._journal = self._journal, None
             return journal
 
-    @property
-    def held(self) -> int:
-        return self._held
-
     def _note(self) -> None:
         """Under the lock: every number into the journal, as one change."""
         if self._journal is not None:

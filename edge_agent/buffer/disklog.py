@@ -360,7 +360,7 @@ class DiskBuffer(SegmentLog):
             self._known.pop(key, None)
             self._evicted_in_flight.pop(key, None)
         self._head_known = False
-        self._adopt(meta, {}, extra)
+        self._adopt(meta, {})
         return removed
 
     def evict_expired(self) -> int:

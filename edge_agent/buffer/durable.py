@@ -259,8 +259,7 @@ class DurableWriter(Lender):
             lost = self._waiting
         if lost:
             # Handed to us, never stored: accepted and dropped for a named reason.
-            self.buffer.counters.apply({"accepted": lost, "dropped_disk_full": lost}, -lost)
-            self._unsealed_accepted = 0
+            self.count_refused(lost, held=True)
             logger.error(
                 "closing with %d points that the disk buffer refused (disk full?); they are "
                 "lost, counted in dropped_disk_full", lost
@@ -268,9 +267,11 @@ class DurableWriter(Lender):
             return False
         return True
 
-    def count_refused(self, points: int) -> None:
-        """Count points the disk refused that nobody will offer again (a polled reading)."""
-        self.buffer.counters.apply({"accepted": points, "dropped_disk_full": points})
+    def count_refused(self, points: int, held: bool = False) -> None:
+        """Count points the disk refused that nobody will offer again (a polled reading);
+        ``held``: points this writer held in memory (close), not refused at ``add``."""
+        self.buffer.counters.apply({"accepted": points, "dropped_disk_full": points},
+                                   -points if held else 0)
 
     def __enter__(self) -> DurableWriter:
         return self

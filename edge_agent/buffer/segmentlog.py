@@ -135,7 +135,7 @@ class SegmentLog(Bookkeeping):
                 meta["bytes"] += stored_pages(len(value))
             evicted = self._evict(meta, self._clock())
             self._write_changes(meta, evicted, extra)
-        self._adopt(meta, evicted, extra)
+        self._adopt(meta, evicted)
 
 
 
