@@ -16,14 +16,29 @@ from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import NewConnectionError
 
 from ..tls import TlsNames, exception_chain, explain, find_ssl_error
 from .outcome import truncate
 
-__all__ = ["PLAIN_TO_TLS", "describe_failure", "dropped_mid_request", "speaks_tls"]
+__all__ = ["PLAIN_TO_TLS", "describe_failure", "dropped_mid_request", "never_connected",
+           "speaks_tls"]
 
 PLAIN_TO_TLS = "HTTP request to an HTTPS server"  # Go's net/http (influxd) on a TLS port
 
+
+def _refused(cause: BaseException) -> bool:
+    return isinstance(cause, ConnectionRefusedError)
+
+
+def _unresolved(cause: BaseException) -> bool:
+    return isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError"
+
+
+def _dropped(cause: BaseException) -> bool:
+    """The server reset or closed the connection before answering."""
+    return isinstance(cause, (ConnectionResetError, BrokenPipeError)) \
+        or type(cause).__name__ == "RemoteDisconnected"
 
 
 def describe_failure(exc: requests.RequestException, url: str,
@@ -43,12 +58,10 @@ def describe_failure(exc: requests.RequestException, url: str,
     if isinstance(exc, requests.exceptions.ProxyError):
         return f"cannot reach {url} through the proxy: {_innermost(exc)}"
     causes = list(exception_chain(exc))
-    for cause in causes:
-        if isinstance(cause, ConnectionRefusedError):
-            return f"cannot reach {url}: connection refused"
-    for cause in causes:
-        if isinstance(cause, socket.gaierror) or type(cause).__name__ == "NameResolutionError":
-            return f"cannot reach {url}: host name not found"
+    if any(map(_refused, causes)):
+        return f"cannot reach {url}: connection refused"
+    if any(map(_unresolved, causes)):
+        return f"cannot reach {url}: host name not found"
     for cause in causes:
         if isinstance(cause, ConnectionResetError):
             return f"connection to {url} was reset before an answer arrived"
@@ -70,13 +83,16 @@ def _innermost(exc: BaseException) -> str:
     return truncate(str(last) or type(last).__name__)
 
 
-
-
 def dropped_mid_request(exc: BaseException) -> bool:
     """Whether the server reset or closed the connection before answering."""
-    return any(isinstance(cause, (ConnectionResetError, BrokenPipeError))
-               or type(cause).__name__ == "RemoteDisconnected"
-               for cause in exception_chain(exc))
+    return any(map(_dropped, exception_chain(exc)))
+
+
+def never_connected(exc: BaseException) -> bool:
+    """Whether the request failed before it had a connection (InfluxDB cannot have it)."""
+    return isinstance(exc, requests.exceptions.ConnectTimeout) or any(
+        isinstance(cause, NewConnectionError) or _refused(cause) or _unresolved(cause)
+        for cause in exception_chain(exc))
 
 
 def speaks_tls(url: str, timeout: float) -> bool:

@@ -25,7 +25,6 @@ error callback.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import threading
@@ -289,11 +288,10 @@ class Flusher:
                 result: WriteResult) -> Step:
         counters = self.queue.counters
         now = self.clock()
-        if result.status or result.message.startswith("cannot reach"):
+        if result.status or not result.reached:
             # An answer, or no connection: InfluxDB did not take these points. (A
             # timeout or a reset leaves them "in flight": the server may hold them.)
-            with contextlib.suppress(AttributeError):
-                counters.set_flight(0)
+            counters.set_flight(0)
         counters.add("write_errors", 1)
         counters.set("last_error", f"{_describe(result)}")
         error = result.error()

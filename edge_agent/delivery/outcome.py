@@ -66,7 +66,9 @@ class WriteResult:
     ``retry_after`` the server's requested wait in seconds, ``latency`` the
     seconds from sending to the answer (or the failure); ``reason``,
     ``headers`` and ``body`` (truncated, redacted) of an answer for
-    :class:`~edge_agent.errors.WriteError`'s ``response``.
+    :class:`~edge_agent.errors.WriteError`'s ``response``. ``reached`` is False
+    when the request cannot have reached InfluxDB (no connection was made, or
+    plain HTTP went to its HTTPS port): the points are surely not stored.
     """
 
     status: int
@@ -77,6 +79,7 @@ class WriteResult:
     reason: str = field(default="", compare=False)
     headers: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     body: str = field(default="", compare=False, repr=False)
+    reached: bool = field(default=True, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -30,7 +30,13 @@ from ..destination import Destination
 from ..redact import REDACTED, redact
 from ..tls import TlsNames, check_ca_file, check_client_cert, env_ca_bundle, explain
 from .adapter import TlsAdapter
-from .failures import PLAIN_TO_TLS, describe_failure, dropped_mid_request, speaks_tls
+from .failures import (
+    PLAIN_TO_TLS,
+    describe_failure,
+    dropped_mid_request,
+    never_connected,
+    speaks_tls,
+)
 from .outcome import Outcome, WriteResult, classify, parse_retry_after, server_message, truncate
 
 __all__ = ["InfluxSettings", "Transport", "strip_userinfo"]
@@ -177,10 +183,12 @@ class Transport:
         self._names = names
         self._secrets = settings.secrets()
         self._timeouts = (float(settings.connect_timeout), float(settings.timeout))
-        env_ca = env_ca_bundle()
+        # The environment's CA bundle counts only where the settings say nothing.
+        self._env_ca = env_ca_bundle() if settings.verify_ssl and not settings.ssl_ca_cert \
+            else None
         self._verify: Union[bool, str] = (False if not settings.verify_ssl
                                           else settings.ssl_ca_cert
-                                          or (env_ca[1] if env_ca else True))
+                                          or (self._env_ca[1] if self._env_ca else True))
         self._cert: Union[None, str, Tuple[str, str]] = None
         if settings.cert_file:
             self._cert = ((settings.cert_file, settings.cert_key_file)
@@ -195,10 +203,8 @@ class Transport:
         self._session = session
 
     def _tls_failure(self, exc: BaseException) -> str:
-        env = env_ca_bundle() if not self.settings.ssl_ca_cert and self.settings.verify_ssl \
-            else None
         return explain(exc, self.settings.url, self._names, ca_file=self.settings.ssl_ca_cert,
-                       cert_file=self.settings.cert_file, env_ca=env)
+                       cert_file=self.settings.cert_file, env_ca=self._env_ca)
 
     def _credentials(self, session: requests.Session) -> Dict[str, str]:
         s = self.settings
@@ -287,11 +293,13 @@ class Transport:
             latency = time.monotonic() - started
             if (url.startswith("http://") and dropped_mid_request(exc)
                     and speaks_tls(url, self._timeouts[0])):
-                return WriteResult(0, Outcome.TRANSIENT, self._plain_to_tls(), None, latency)
+                return WriteResult(0, Outcome.TRANSIENT, self._plain_to_tls(), None, latency,
+                                   reached=False)
             message = redact(describe_failure(exc, self.settings.url, *self._timeouts,
                                               tls=self._tls_failure), self._secrets)
             log.debug("%s %s: no answer after %.3f s: %s", method, url, latency, message)
-            return WriteResult(0, Outcome.TRANSIENT, message, None, latency)
+            return WriteResult(0, Outcome.TRANSIENT, message, None, latency,
+                               reached=not never_connected(exc))
         latency = time.monotonic() - started
         try:
             result = self._result(response, latency)

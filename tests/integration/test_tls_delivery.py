@@ -117,6 +117,7 @@ def test_plain_http_to_a_tls_port_that_resets_is_named(tls_servers: Any) -> None
     assert (result.status, result.outcome, result.message) == (
         0, Outcome.TRANSIENT,
         f"the server at {url} speaks HTTPS on this port: use https:// in influx.url")
+    assert not result.reached
 
 
 def test_a_plain_server_that_resets_is_not_called_https(fault_server: Any) -> None:

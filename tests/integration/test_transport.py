@@ -251,6 +251,7 @@ def test_connection_reset_is_transient(fault_server, connect):
     assert (result.status, result.outcome) == (0, Outcome.TRANSIENT)
     assert result.message.startswith(f"connection to {fault_server.url} was ")
     assert "before an answer" in result.message
+    assert result.reached  # a reset after sending: InfluxDB may have stored the lines
     # the next write on the same transport works again
     assert t.write(Destination("b"), BODY).ok
 
@@ -261,6 +262,7 @@ def test_connection_refused_is_transient_with_a_clear_message(connect):
     result = t.write(Destination("b"), BODY)
     assert result == WriteResult(0, Outcome.TRANSIENT,
                                  f"cannot reach {url}: connection refused", None, result.latency)
+    assert not result.reached  # the flusher's "in flight" ends: InfluxDB cannot have it
     ping = t.ping()
     assert (ping.status, ping.outcome) == (0, Outcome.TRANSIENT)
 
