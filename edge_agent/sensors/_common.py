@@ -21,6 +21,7 @@ from typing import (
     Protocol,
     Sequence,
     Tuple,
+    TypeVar,
     Union,
 )
 
@@ -30,6 +31,7 @@ Sleep = Callable[[float], None]
 #: a measurement as a generator: it yields each conversion wait (seconds) and
 #: returns the reading, so one poller can wait for several chips at once
 Steps = Generator[float, None, Reading]
+T = TypeVar("T")
 
 #: errno of a NACK on Linux I2C (EREMOTEIO): the device did not answer.
 EREMOTEIO = 121
@@ -63,12 +65,17 @@ class Stepped:
         raise NotImplementedError
 
     def read(self) -> Reading:
-        steps = self.steps()
-        try:
-            while True:
-                self.sleep(next(steps))
-        except StopIteration as done:
-            return done.value
+        return run_steps(self.steps(), self.sleep)
+
+
+def run_steps(steps: Generator[float, None, T], sleep: Callable[[float], Any]) -> T:
+    """Run ``steps`` to the end, ``sleep``-ing out each wait it yields; its result."""
+    try:
+        while True:
+            sleep(next(steps))
+    except StopIteration as done:
+        result: T = done.value
+        return result
 
 
 def steps_of(driver: Any) -> Steps:

@@ -28,6 +28,7 @@ from ._common import (
     Stepped,
     Steps,
     check_address,
+    run_steps,
     swap16,
     to_signed,
 )
@@ -135,12 +136,7 @@ class ADS1115(Stepped):
 
     def read_channel(self, channel: Union[int, str]) -> float:
         """Volts at one channel (one single-shot conversion)."""
-        steps = self.channel_steps(channel)
-        try:
-            while True:
-                self.sleep(next(steps))
-        except StopIteration as done:
-            return done.value
+        return run_steps(self.channel_steps(channel), self.sleep)
 
     def channel_steps(self, channel: Union[int, str]) -> Generator[float, None, float]:
         """:meth:`read_channel` as steps (yields its conversion waits)."""

@@ -23,7 +23,7 @@ from typing import Any, Callable, Deque, Dict, Generator, Mapping, Optional, Tup
 
 from ..destination import Destination
 from ..errors import SensorError
-from ..sensors._common import Steps, steps_of
+from ..sensors._common import Steps, run_steps, steps_of
 from .base import Sink, Source
 from .poller import MAX_WAIT, BusPoller, join, leave
 from .schedule import MAX_JITTER_FRACTION, DeviceBackoff, Grid
@@ -174,12 +174,7 @@ class I2CSource(Source):
         ``scheduled`` is the grid time of this poll; the backoff after a failure
         counts from it so retries land on grid ticks.
         """
-        steps = self.read_steps(scheduled)
-        try:
-            while True:
-                time.sleep(next(steps))
-        except StopIteration as done:
-            return done.value
+        return run_steps(self.read_steps(scheduled), time.sleep)
 
     def read_steps(self, scheduled: Optional[float] = None) -> Generator[float, None, Any]:
         """:meth:`poll` as steps: yields each conversion wait (the bus is free
